@@ -1,0 +1,26 @@
+"""bondfolio: allocation engine for on-chain fixed-income portfolios.
+
+>>> import bondfolio
+>>> decision = bondfolio.allocate("examples/treasury/snapshot.json", "examples/treasury/policy.toml")
+>>> decision.weights  # doctest: +SKIP
+"""
+
+__version__ = "0.1.0"
+
+from bondfolio import constraints as constraints  # registers every constraint kind
+from bondfolio.errors import (
+    BondfolioError,
+    CheckFailedError,
+    InfeasibleError,
+    InputError,
+    SolverError,
+    UnboundedError,
+)
+from bondfolio.inputs import Holdings, Opportunity, Policy, Snapshot, load_holdings, load_policy, load_snapshot
+from bondfolio.solver import Decision, Program, allocate, validate
+
+__all__ = [
+    "BondfolioError", "CheckFailedError", "Decision", "Holdings", "InfeasibleError", "InputError", "Opportunity",
+    "Policy", "Program", "Snapshot", "SolverError", "UnboundedError", "__version__", "allocate", "load_holdings",
+    "load_policy", "load_snapshot", "validate",
+]

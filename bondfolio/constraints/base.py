@@ -1,0 +1,340 @@
+"""What every constraint family shares: rows with bounds, compilation to cvxpy, the numpy check.
+
+A constraint family describes one or more scalar *rows* ``lower_r <= f_r(w, c) <= upper_r`` where
+``w`` are weights (fractions of NAV), ``c`` idle cash (fraction of NAV) and ``f`` is a vector
+function the family gives twice: once as a cvxpy expression (:meth:`Constraint.expression`), once as
+plain numpy (:meth:`Constraint.evaluate`). The base class turns that into cvxpy constraints whose
+bounds are Parameters (so repeated solves reuse the compiled problem), checks a finished allocation
+against the same bounds without any solver, and reads back dual values.
+
+Writing a new family means: a frozen model with a literal ``kind``, ``resolve`` (labels, bounds,
+data), ``expression`` and ``evaluate``. Nothing else changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import cvxpy as cp
+import numpy as np
+
+from bondfolio.errors import InputError
+from bondfolio.inputs.policy import ConstraintSpec
+from bondfolio.inputs.universe import Universe
+
+__all__ = ["Compiled", "Constraint", "ParamSet", "Point", "RowResult", "Rows", "Vars"]
+
+
+@dataclass(frozen=True)
+class Point:
+    """A finished allocation: weights by opportunity and idle cash, fractions of NAV."""
+
+    w: np.ndarray
+    cash: float
+
+
+@dataclass
+class Rows:
+    """A constraint family resolved against a universe.
+
+    ``labels`` name each row (e.g. the group or the opportunity id). ``lower`` and ``upper`` are the
+    bounds (``-inf``/``inf`` where absent) in the row's units. ``coefficients`` are the numbers the
+    expression multiplies weights by (they become cvxpy Parameters and can change between solves);
+    ``structure`` is everything else the expression needs (indices, membership matrices), fixed once
+    compiled.
+    """
+
+    labels: list[str]
+    lower: np.ndarray
+    upper: np.ndarray
+    coefficients: dict[str, np.ndarray] = field(default_factory=dict)
+    structure: dict[str, Any] = field(default_factory=dict)
+    unit: str = "fraction of NAV"
+    nonneg: tuple[str, ...] = ()
+    """Names of ``coefficients`` that are never negative (their Parameters are declared so, which
+    lets them multiply convex terms)."""
+
+    def __post_init__(self) -> None:
+        m = len(self.labels)
+        self.lower = np.broadcast_to(np.asarray(self.lower, dtype=float), (m,)).copy()
+        self.upper = np.broadcast_to(np.asarray(self.upper, dtype=float), (m,)).copy()
+
+
+class ParamSet:
+    """Named cvxpy Parameters created from arrays, updatable in place for re-solves."""
+
+    def __init__(self, arrays: Mapping[str, np.ndarray], nonneg: Sequence[str] = ()) -> None:
+        self._params: dict[str, cp.Parameter] = {}
+        for name, value in arrays.items():
+            value = np.asarray(value, dtype=float)
+            self._params[name] = cp.Parameter(value.shape, name=name, value=value, nonneg=name in nonneg)
+
+    def __getitem__(self, name: str) -> cp.Parameter:
+        return self._params[name]
+
+    def update(self, arrays: Mapping[str, np.ndarray]) -> None:
+        """Assign new values; shapes must match the compiled ones."""
+        for name, value in arrays.items():
+            self._params[name].value = np.asarray(value, dtype=float)
+
+
+class Vars:
+    """The decision variables and shared auxiliary expressions of one program.
+
+    ``w`` (n weights) and ``cash`` always exist. ``trade`` (``w - w0``) and ``risk`` (vectors whose
+    squared norms add to ``w' Sigma w``) are created on first use, with their defining equalities
+    collected in :attr:`definitions`.
+    """
+
+    def __init__(self, universe: Universe) -> None:
+        n = universe.n
+        self.n = n
+        self.w = cp.Variable(n, name="w")
+        self.cash = cp.Variable(name="cash")
+        self.definitions: list[cp.Constraint] = []
+        self._universe = universe
+        self._w0: cp.Parameter | None = None
+        self._trade: cp.Variable | None = None
+        self._risk: tuple[cp.Variable, cp.Variable | None] | None = None
+        self._risk_params: tuple[cp.Parameter, cp.Parameter] | None = None
+
+    @property
+    def w0(self) -> cp.Parameter:
+        """Current weights, a Parameter."""
+        if self._w0 is None:
+            self._w0 = cp.Parameter(self.n, name="w0", value=np.asarray(self._universe.w0))
+        return self._w0
+
+    @property
+    def trade(self) -> cp.Variable:
+        """Trades ``t = w - w0`` as a variable (keeps ``|t|`` terms DPP-compliant)."""
+        if self._trade is None:
+            self._trade = cp.Variable(self.n, name="trade")
+            self.definitions.append(self._trade == self.w - self.w0)
+        return self._trade
+
+    @property
+    def risk(self) -> list[cp.Variable]:
+        """Variables ``y = R' w`` and ``z = s * w`` with ``w' Sigma w = |y|^2 + |z|^2``."""
+        if self._risk is None:
+            r, s = self._universe.risk_factor
+            rp = cp.Parameter(r.shape, name="risk_loadings", value=r)
+            sp = cp.Parameter(self.n, name="risk_specific", nonneg=True, value=s)
+            self._risk_params = (rp, sp)
+            y = cp.Variable(r.shape[1], name="risk_factor") if r.shape[1] else None
+            z = cp.Variable(self.n, name="risk_specific") if np.any(s > 0) else None
+            if y is not None:
+                self.definitions.append(y == rp.T @ self.w)
+            if z is not None:
+                self.definitions.append(z == cp.multiply(sp, self.w))
+            self._risk = (y, z)  # type: ignore[assignment]
+        return [v for v in self._risk if v is not None]
+
+    def variance(self) -> cp.Expression:
+        """``w' Sigma w`` as a sum of squares of the risk variables."""
+        parts = self.risk
+        if not parts:
+            return cp.Constant(0.0)
+        total: cp.Expression = cp.sum_squares(parts[0])
+        for extra in parts[1:]:
+            total = total + cp.sum_squares(extra)
+        return total
+
+    def update(self, universe: Universe) -> None:
+        """Point the parameters at a new universe of the same shape."""
+        self._universe = universe
+        if self._w0 is not None:
+            self._w0.value = np.asarray(universe.w0)
+        if self._risk_params is not None:
+            r, s = universe.risk_factor
+            self._risk_params[0].value = r
+            self._risk_params[1].value = s
+
+
+@dataclass
+class Compiled:
+    """One constraint family compiled into a program."""
+
+    constraint: Constraint
+    rows: Rows
+    params: ParamSet
+    lower_idx: np.ndarray
+    upper_idx: np.ndarray
+    equality: bool
+    cvx: list[cp.Constraint]
+    bounds: ParamSet
+
+    def duals(self, scale: float = 1.0) -> np.ndarray:
+        """Per row, d(objective)/d(bound) of the active side (objective in its own units / ``scale``).
+
+        Upper and equality rows: +dual; lower rows: -dual. A two-sided row reports the side with the
+        larger multiplier. NaN when the solver returned none.
+        """
+        m = len(self.rows.labels)
+        out = np.zeros(m)
+        if self.equality:
+            value = self.cvx[0].dual_value
+            return np.full(m, np.nan) if value is None else np.reshape(np.asarray(value, dtype=float), m) / scale
+        k = 0
+        if self.lower_idx.size:
+            lo = self.cvx[k].dual_value
+            k += 1
+            if lo is None:
+                return np.full(m, np.nan)
+            out[self.lower_idx] -= np.reshape(np.asarray(lo, dtype=float), -1)
+        if self.upper_idx.size:
+            up = self.cvx[k].dual_value
+            if up is None:
+                return np.full(m, np.nan)
+            out[self.upper_idx] += np.reshape(np.asarray(up, dtype=float), -1)
+        return out / scale
+
+
+@dataclass(frozen=True)
+class RowResult:
+    """The independent check of one row on a finished allocation."""
+
+    constraint: str
+    kind: str
+    row: str
+    value: float
+    lower: float
+    upper: float
+    slack: float
+    """Distance to the nearest bound; negative when violated."""
+    violation: float
+    """How far outside the bounds (0 when satisfied)."""
+    unit: str
+
+
+class Constraint(ConstraintSpec):
+    """A constraint family: its parameters plus the methods that compile and check it.
+
+    Subclasses document their math and units in the docstring (``.. math::``).
+    """
+
+    #: Families that cannot be expressed on a universe lacking something say so in ``resolve``.
+    requires_holdings: ClassVar[bool] = False
+
+    # ------------------------------------------------------------------ to implement
+    def resolve(self, u: Universe) -> Rows:
+        """Labels, bounds, coefficients and structure of the rows on universe ``u``.
+
+        Raises :class:`~bondfolio.errors.InputError` naming the constraint and the offending id,
+        protocol or tag when the policy refers to something the snapshot lacks.
+        """
+        raise NotImplementedError
+
+    def expression(self, rows: Rows, p: ParamSet, v: Vars) -> cp.Expression:
+        """The row vector ``f(w, c)`` in cvxpy (concave rows may only carry lower bounds, convex rows
+        only upper bounds), using ``p[name]`` for ``rows.coefficients[name]``."""
+        raise NotImplementedError
+
+    def evaluate(self, rows: Rows, x: Point, u: Universe) -> np.ndarray:
+        """The row vector ``f(w, c)`` in plain numpy, independently of cvxpy."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ shared machinery
+    def fail(self, message: str) -> InputError:
+        """An :class:`InputError` whose message starts with this constraint's label."""
+        return InputError(f"constraint '{self.label}': {message}")
+
+    def compile(self, u: Universe, v: Vars, rows: Rows | None = None) -> Compiled:
+        """Compile against variables ``v``: ``lower <= f <= upper`` with bounds as Parameters."""
+        if self.requires_holdings and not u.has_holdings:
+            raise self.fail("needs current holdings to compare against: pass holdings (--holdings FILE)")
+        rows = self.resolve(u) if rows is None else rows
+        params = ParamSet(rows.coefficients, rows.nonneg)
+        expr = self.expression(rows, params, v)
+        if expr.shape == ():
+            expr = cp.reshape(expr, (1,), order="C")
+        lower_idx = np.flatnonzero(np.isfinite(rows.lower))
+        upper_idx = np.flatnonzero(np.isfinite(rows.upper))
+        equality = (
+            lower_idx.size == len(rows.labels)
+            and upper_idx.size == len(rows.labels)
+            and bool(np.all(rows.lower == rows.upper))
+        )
+        bounds = ParamSet(_bound_arrays(rows, lower_idx, upper_idx, equality))
+        cvx: list[cp.Constraint] = []
+        if equality:
+            cvx.append(expr == bounds["eq"])
+        else:
+            if lower_idx.size:
+                cvx.append(_pick(expr, lower_idx, len(rows.labels)) >= bounds["lo"])
+            if upper_idx.size:
+                cvx.append(_pick(expr, upper_idx, len(rows.labels)) <= bounds["hi"])
+        return Compiled(self, rows, params, lower_idx, upper_idx, equality, cvx, bounds)
+
+    def update(self, compiled: Compiled, u: Universe) -> None:
+        """Re-resolve on a new universe and assign the new numbers to the compiled parameters."""
+        rows = self.resolve(u)
+        if rows.labels != compiled.rows.labels or not _same_structure(rows.structure, compiled.rows.structure):
+            raise InputError(
+                f"constraint '{self.label}': its rows changed shape ({len(compiled.rows.labels)} -> {len(rows.labels)} "
+                "rows or different members): compile a new program instead of updating this one"
+            )
+        if not np.array_equal(np.isfinite(rows.lower), np.isfinite(compiled.rows.lower)) or not np.array_equal(
+            np.isfinite(rows.upper), np.isfinite(compiled.rows.upper)
+        ):
+            raise InputError(f"constraint '{self.label}': which rows are bounded changed: compile a new program")
+        compiled.params.update(rows.coefficients)
+        compiled.bounds.update(_bound_arrays(rows, compiled.lower_idx, compiled.upper_idx, compiled.equality))
+        compiled.rows = rows
+
+    def check(self, x: Point, u: Universe, rows: Rows | None = None) -> list[RowResult]:
+        """Evaluate every row on allocation ``x`` with numpy and compare with its bounds."""
+        rows = self.resolve(u) if rows is None else rows
+        values = np.reshape(np.asarray(self.evaluate(rows, x, u), dtype=float), -1)
+        if values.shape != (len(rows.labels),):
+            raise RuntimeError(f"{type(self).__name__}.evaluate returned {values.shape}, expected {len(rows.labels)} rows")
+        below = rows.lower - values
+        above = values - rows.upper
+        violation = np.maximum(np.maximum(below, above), 0.0)
+        slack = np.minimum(values - rows.lower, rows.upper - values)
+        label = self.label
+        return [
+            RowResult(label, self.kind, rows.labels[r], float(values[r]), float(rows.lower[r]), float(rows.upper[r]),
+                      float(slack[r]), float(violation[r]), rows.unit)
+            for r in range(len(rows.labels))
+        ]
+
+
+def _pick(expr: cp.Expression, idx: np.ndarray, m: int) -> cp.Expression:
+    return expr if idx.size == m else expr[idx]
+
+
+def _bound_arrays(rows: Rows, lower_idx: np.ndarray, upper_idx: np.ndarray, equality: bool) -> dict[str, np.ndarray]:
+    if equality:
+        return {"eq": rows.lower}
+    out = {}
+    if lower_idx.size:
+        out["lo"] = rows.lower[lower_idx]
+    if upper_idx.size:
+        out["hi"] = rows.upper[upper_idx]
+    return out
+
+
+def _same_structure(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    if a.keys() != b.keys():
+        return False
+    for key in a:
+        x, y = a[key], b[key]
+        if isinstance(x, np.ndarray) or isinstance(y, np.ndarray):
+            if not np.array_equal(np.asarray(x), np.asarray(y)):
+                return False
+        elif hasattr(x, "toarray") or hasattr(y, "toarray"):
+            if (x != y).nnz if hasattr(x, "nnz") else x != y:
+                return False
+        elif x != y:
+            return False
+    return True
+
+
+def as_list(value: str | Sequence[str] | None) -> list[str] | None:
+    """A single string or a list of strings as a list (``None`` stays ``None``)."""
+    if value is None:
+        return None
+    return [value] if isinstance(value, str) else list(value)

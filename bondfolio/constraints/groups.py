@@ -1,0 +1,112 @@
+"""Caps and floors on groups: ``group_cap`` and ``group_floor`` by attribute or tag."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+import cvxpy as cp
+import numpy as np
+import scipy.sparse as sp
+from pydantic import Field, model_validator
+
+from bondfolio.constraints.base import Constraint, ParamSet, Point, Rows, Vars
+from bondfolio.constraints.select import Selector
+from bondfolio.inputs.base import Fraction
+from bondfolio.inputs.universe import Universe
+
+__all__ = ["GroupCap", "GroupFloor"]
+
+
+class _GroupBound(Constraint):
+    by: str = Field(min_length=1)
+    """What to group by: ``protocol``, ``chain``, ``asset``, ``kind``, ``tier``, ``market``, ``id``, a tag
+    key (``oracle`` groups ``oracle:*`` tags), or ``tag`` (every label its own group)."""
+    limits: dict[str, Fraction] = Field(default_factory=dict)
+    """Per-group bounds overriding the common one, keyed by group value (e.g. ``aave-v3``)."""
+    select: Selector = Field(default_factory=Selector)
+    """Which opportunities count towards their groups (all deposits by default)."""
+
+    side: ClassVar[str] = "upper"
+
+    def _bound(self) -> float | None:
+        raise NotImplementedError
+
+    def resolve(self, u: Universe) -> Rows:
+        try:
+            groups = u.groups(self.by)
+        except KeyError:
+            raise self.fail(f"cannot group by '{self.by}': use one of {u.groupable()}") from None
+        unknown = [k for k in self.limits if k not in groups]
+        if unknown:
+            raise self.fail(f"limits name {self.by} {unknown}, which no opportunity of the snapshot has "
+                            f"(known: {sorted(groups)}): fix the names or drop them")
+        members = self.select.mask(u, self.label) & ~u.hedge
+        common = self._bound()
+        labels, bounds, rows_i, cols = [], [], [], []
+        for value, idx in groups.items():
+            bound = self.limits.get(value, common)
+            idx = idx[members[idx]]
+            if bound is None or idx.size == 0 and value not in self.limits:
+                continue
+            r = len(labels)
+            labels.append(f"{self.by}={value}")
+            bounds.append(bound)
+            rows_i.extend([r] * idx.size)
+            cols.extend(idx.tolist())
+        matrix = sp.csr_matrix((np.ones(len(cols)), (rows_i, cols)), shape=(len(labels), u.n))
+        values = np.array(bounds, dtype=float)
+        inf = np.full(len(labels), np.inf)
+        lower, upper = (-inf, values) if self.side == "upper" else (values, inf)
+        return Rows(labels, lower, upper, structure={"members": matrix})
+
+    def expression(self, rows: Rows, p: ParamSet, v: Vars) -> cp.Expression:
+        return rows.structure["members"] @ v.w
+
+    def evaluate(self, rows: Rows, x: Point, u: Universe) -> np.ndarray:
+        return np.asarray(rows.structure["members"] @ x.w)
+
+
+class GroupCap(_GroupBound):
+    r"""Cap on the deposits of each group.
+
+    .. math:: \sum_{i \in g} w_i \le \text{max}_g \qquad \text{for every group } g
+
+    ``w`` in fractions of NAV; hedges do not count. Every group gets ``max`` unless ``limits`` names it.
+    """
+
+    kind: Literal["group_cap"] = "group_cap"
+    max: Fraction | None = None
+    """Common cap for every group, fraction of NAV."""
+
+    @model_validator(mode="after")
+    def _some(self) -> GroupCap:
+        if self.max is None and not self.limits:
+            raise ValueError("give 'max' (every group) or 'limits' (named groups), or both")
+        return self
+
+    def _bound(self) -> float | None:
+        return self.max
+
+
+class GroupFloor(_GroupBound):
+    r"""Floor on the deposits of each group.
+
+    .. math:: \sum_{i \in g} w_i \ge \text{min}_g \qquad \text{for every group } g
+
+    ``w`` in fractions of NAV; hedges do not count.
+    """
+
+    kind: Literal["group_floor"] = "group_floor"
+    min: Fraction | None = None
+    """Common floor for every group, fraction of NAV."""
+
+    side: ClassVar[str] = "lower"
+
+    @model_validator(mode="after")
+    def _some(self) -> GroupFloor:
+        if self.min is None and not self.limits:
+            raise ValueError("give 'min' (every group) or 'limits' (named groups), or both")
+        return self
+
+    def _bound(self) -> float | None:
+        return self.min

@@ -1,0 +1,39 @@
+"""``turnover``: limit how much the rebalance trades."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+import cvxpy as cp
+import numpy as np
+from pydantic import Field
+
+from bondfolio.constraints.base import Constraint, ParamSet, Point, Rows, Vars
+from bondfolio.inputs.universe import Universe
+
+__all__ = ["Turnover"]
+
+
+class Turnover(Constraint):
+    r"""Two-sided turnover against current holdings at most ``max``.
+
+    .. math:: \sum_i |w_i - w^0_i| \le T
+
+    ``w0`` are current weights (holdings / NAV); idle cash is not counted. Buying 10 % of NAV with the
+    proceeds of selling 10 % is a turnover of 0.2. Needs holdings.
+    """
+
+    kind: Literal["turnover"] = "turnover"
+    max: float = Field(ge=0.0)
+    """T, fraction of NAV traded (buys plus sells)."""
+
+    requires_holdings: ClassVar[bool] = True
+
+    def resolve(self, u: Universe) -> Rows:
+        return Rows(["portfolio"], -np.inf, self.max)
+
+    def expression(self, rows: Rows, p: ParamSet, v: Vars) -> cp.Expression:
+        return cp.norm1(v.trade)
+
+    def evaluate(self, rows: Rows, x: Point, u: Universe) -> np.ndarray:
+        return np.array([float(np.sum(np.abs(x.w - u.w0)))])

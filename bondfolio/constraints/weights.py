@@ -1,0 +1,106 @@
+"""Per-opportunity weight bounds: ``max_weight``, ``min_weight`` and the intrinsic ``long_only``."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+import cvxpy as cp
+import numpy as np
+from pydantic import Field
+
+from bondfolio.constraints.base import Constraint, ParamSet, Point, Rows, Vars
+from bondfolio.constraints.select import Selector
+from bondfolio.inputs.universe import Universe
+
+__all__ = ["LongOnly", "MaxWeight", "MinWeight"]
+
+
+class _WeightBound(Constraint):
+    select: Selector = Field(default_factory=Selector)
+    """Which opportunities the bound applies to (all by default)."""
+    limits: dict[str, float] = Field(default_factory=dict)
+    """Per-id bounds overriding the common one; each id must be selected."""
+
+    side: ClassVar[str] = "upper"
+
+    def _bound(self) -> float | None:
+        raise NotImplementedError
+
+    def resolve(self, u: Universe) -> Rows:
+        mask = self.select.mask(u, self.label)
+        idx = np.flatnonzero(mask)
+        common = self._bound()
+        bound = np.full(u.n, np.nan if common is None else common)
+        problems = []
+        for key, value in self.limits.items():
+            i = u.index_of(key)
+            if i is None or not mask[i]:
+                where = "is not an opportunity of the snapshot" if i is None else "is not selected by 'select'"
+                problems.append(f"limits names '{key}', which {where}")
+                continue
+            bound[i] = value
+        if problems:
+            raise self.fail("; ".join(problems))
+        idx = idx[np.isfinite(bound[idx])]
+        values = bound[idx]
+        inf = np.full(idx.size, np.inf)
+        lower, upper = (-inf, values) if self.side == "upper" else (values, inf)
+        return Rows([u.ids[i] for i in idx], lower, upper, structure={"idx": idx})
+
+    def expression(self, rows: Rows, p: ParamSet, v: Vars) -> cp.Expression:
+        return v.w[rows.structure["idx"]]
+
+    def evaluate(self, rows: Rows, x: Point, u: Universe) -> np.ndarray:
+        return x.w[rows.structure["idx"]]
+
+
+class MaxWeight(_WeightBound):
+    r"""Upper bound on single positions.
+
+    .. math:: w_i \le \text{max} \quad (\text{or } \text{limits}_i) \qquad i \in \text{select}
+
+    Weights are fractions of NAV (signed notional for hedges).
+    """
+
+    kind: Literal["max_weight"] = "max_weight"
+    max: float | None = Field(default=None, ge=-10.0, le=10.0)
+    """Common upper bound, fraction of NAV; ``None`` bounds only the ids in ``limits``."""
+
+    def _bound(self) -> float | None:
+        return self.max
+
+
+class MinWeight(_WeightBound):
+    r"""Lower bound on single positions.
+
+    .. math:: w_i \ge \text{min} \quad (\text{or } \text{limits}_i) \qquad i \in \text{select}
+
+    Weights are fractions of NAV (a negative minimum bounds a hedge's short notional).
+    """
+
+    kind: Literal["min_weight"] = "min_weight"
+    min: float | None = Field(default=None, ge=-10.0, le=10.0)
+    """Common lower bound, fraction of NAV; ``None`` bounds only the ids in ``limits``."""
+
+    side: ClassVar[str] = "lower"
+
+    def _bound(self) -> float | None:
+        return self.min
+
+
+class LongOnly(_WeightBound):
+    r"""Deposits cannot be negative: added by the solver to every program, not written in policies.
+
+    .. math:: w_i \ge 0 \qquad i \notin \text{hedges}
+    """
+
+    kind: Literal["long_only"] = "long_only"
+    policy_kind: ClassVar[bool] = False
+    side: ClassVar[str] = "lower"
+
+    def _bound(self) -> float | None:
+        return 0.0
+
+    def resolve(self, u: Universe) -> Rows:
+        idx = np.flatnonzero(~u.hedge)
+        return Rows([u.ids[i] for i in idx], np.zeros(idx.size), np.full(idx.size, np.inf), structure={"idx": idx})

@@ -1,0 +1,186 @@
+"""The policy: objective, solver settings and the list of constraints, read from TOML.
+
+Constraint models live in :mod:`bondfolio.constraints` (one family per file) and register their
+``kind`` here when that package is imported (importing :mod:`bondfolio` does it), so this module
+never imports them and a new constraint family is one new file.
+
+Objective convention (kept exactly, so results can be checked against other optimizers)::
+
+    maximize  sum_i apy_i w_i + cash_apy * c - (gamma / 2) w' Sigma w - sum_i cost_i |w_i - w0_i|
+
+with ``w`` weights as fractions of NAV, ``c`` idle cash, ``gamma`` the risk aversion, and ``cost_i``
+the one-off trading cost as a decimal of the amount traded (``trading_cost_bp / 1e4``), charged
+against one year of yield.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any, ClassVar
+
+from pydantic import BeforeValidator, Field, SerializeAsAny, ValidationError, field_validator
+
+from bondfolio.inputs.base import StrictModel, validate_document
+from bondfolio.inputs.snapshot import _raw
+
+__all__ = [
+    "DEFAULT_SOLVERS",
+    "ConstraintSpec",
+    "Objective",
+    "Policy",
+    "SolverSettings",
+    "constraint_kinds",
+    "load_policy",
+]
+
+#: Solvers tried in order when the policy does not say: Clarabel (interior point, conic, accurate),
+#: then SCS (first-order; its answers are accepted only after the independent check passes).
+DEFAULT_SOLVERS: tuple[str, ...] = ("CLARABEL", "SCS")
+
+
+class ConstraintSpec(StrictModel):
+    """Data part of a constraint: its ``kind`` and optional ``name``. Subclasses add parameters.
+
+    Subclasses declared with a literal ``kind`` default register themselves, so a policy file can
+    name them.
+    """
+
+    kind: str
+    """Constraint family, e.g. ``group_cap``."""
+    name: str | None = None
+    """Label used in the decision record; defaults to a description built from the parameters."""
+
+    _registry: ClassVar[dict[str, type[ConstraintSpec]]] = {}
+    policy_kind: ClassVar[bool] = True
+    """False for constraints the solver adds itself (not allowed in a policy file)."""
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        field = cls.model_fields.get("kind")
+        kind = field.default if field is not None else None
+        if isinstance(kind, str) and cls.__dict__.get("policy_kind", True):
+            existing = ConstraintSpec._registry.get(kind)
+            if existing is not None and existing.__qualname__ != cls.__qualname__:
+                raise TypeError(f"constraint kind '{kind}' is registered twice ({existing.__name__}, {cls.__name__})")
+            ConstraintSpec._registry[kind] = cls
+
+    @property
+    def label(self) -> str:
+        """``name`` if given, else ``kind{param=value, ...}`` from the scalar parameters that differ
+        from their defaults (selections and per-key limits are left out: give a ``name`` to tell
+        apart two constraints of one kind that differ only there)."""
+        if self.name:
+            return self.name
+        parts = [
+            f"{key}={value}"
+            for key, value in self.model_dump(exclude={"kind", "name"}, exclude_defaults=True, mode="json").items()
+            if isinstance(value, str | int | float | bool)
+        ]
+        return f"{self.kind}{{{', '.join(parts)}}}" if parts else self.kind
+
+
+def constraint_kinds() -> dict[str, type[ConstraintSpec]]:
+    """Registered constraint kinds (after :mod:`bondfolio.constraints` is imported)."""
+    return dict(sorted(ConstraintSpec._registry.items()))
+
+
+def _parse_constraints(value: Any) -> Any:
+    if not isinstance(value, list | tuple):
+        raise ValueError("constraints must be a list of tables ([[constraints]] in TOML)")
+    parsed: list[ConstraintSpec] = []
+    problems: list[str] = []
+    kinds = constraint_kinds()
+    for i, item in enumerate(value):
+        if isinstance(item, ConstraintSpec):
+            parsed.append(item)
+            continue
+        if not isinstance(item, dict):
+            problems.append(f"constraint #{i + 1} is a {type(item).__name__}, not a table")
+            continue
+        kind = item.get("kind")
+        subject = f"constraint #{i + 1}" + (f" '{item['name']}'" if isinstance(item.get("name"), str) else "")
+        if kind not in kinds:
+            problems.append(f"{subject} has kind {kind!r}, which is not a constraint kind: use one of {sorted(kinds)}")
+            continue
+        try:
+            # through JSON, like every other input: same strict rules for files, text and mappings
+            parsed.append(kinds[kind].model_validate_json(json.dumps(item, default=str)))
+        except ValidationError as exc:
+            for err in exc.errors():
+                field = ".".join(str(p) for p in err["loc"])
+                msg = str(err["msg"]).removeprefix("Value error, ")
+                problems.append(f"{subject} ({kind}): field '{field}': {msg}" if field else f"{subject} ({kind}): {msg}")
+    if problems:
+        raise ValueError("\n".join(problems))
+    return tuple(parsed)
+
+
+class Objective(StrictModel):
+    """Objective parameters. See the module docstring for the exact formula."""
+
+    risk_aversion: float = Field(default=0.0, ge=0.0)
+    """gamma in ``- (gamma/2) w' Sigma w``; 0 maximizes yield alone."""
+    cash_apy: float = Field(default=0.0, ge=-1.0, le=10.0)
+    """Yield of idle cash, decimal."""
+    trading_cost_bp: float = Field(default=0.0, ge=0.0, le=10_000.0)
+    """One-off cost of trading, in basis points of the amount traded, for every opportunity."""
+    trading_cost_bp_by_id: dict[str, float] = Field(default_factory=dict)
+    """Per-opportunity overrides of ``trading_cost_bp``."""
+
+    @field_validator("trading_cost_bp_by_id")
+    @classmethod
+    def _costs(cls, value: dict[str, float]) -> dict[str, float]:
+        for key, bp in value.items():
+            if not 0.0 <= bp <= 10_000.0:
+                raise ValueError(f"trading cost of '{key}' is {bp} bp: it must be within [0, 10000]")
+        return value
+
+
+class SolverSettings(StrictModel):
+    """Which solvers to try, in order, and how tightly."""
+
+    order: tuple[str, ...] = DEFAULT_SOLVERS
+    """Solvers tried in order until one returns a verified allocation (cvxpy names)."""
+    check_tolerance: float = Field(default=1e-7, gt=0.0, le=1e-3)
+    """Largest violation the independent check accepts, in the constraint's own units (weights are
+    fractions of NAV, so 1e-7 is 0.001 bp of NAV)."""
+    binding_tolerance: float = Field(default=1e-6, gt=0.0, le=1e-2)
+    """A constraint row whose slack is at most this is reported as binding."""
+
+    @field_validator("order")
+    @classmethod
+    def _order(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("solver order is empty: name at least one solver, e.g. ['CLARABEL']")
+        upper = tuple(v.upper() for v in value)
+        if len(set(upper)) != len(upper):
+            raise ValueError(f"solver order {list(value)} names a solver twice")
+        return upper
+
+
+ConstraintList = Annotated[tuple[SerializeAsAny[ConstraintSpec], ...], BeforeValidator(_parse_constraints)]
+
+
+class Policy(StrictModel):
+    """An investment policy: NAV, objective, solver settings and constraints."""
+
+    name: str = Field(min_length=1)
+    """Policy name, used in messages and records."""
+    nav: float | None = Field(default=None, gt=0.0)
+    """Net asset value to allocate, in base currency; taken from the holdings when omitted."""
+    objective: Objective = Field(default_factory=Objective)
+    solver: SolverSettings = Field(default_factory=SolverSettings)
+    constraints: ConstraintList = ()
+    """The constraints, each a table with a ``kind`` and its parameters."""
+
+
+def load_policy(source: Policy | str | Path | dict[str, Any]) -> Policy:
+    """Load and validate a policy from a model, a TOML (or JSON) file path, JSON text or a mapping."""
+    if isinstance(source, Policy):
+        return source
+    raw, label = _raw(source, "policy")
+    if isinstance(raw, dict) and isinstance(raw.get("name"), str):
+        label = f"{label} ('{raw['name']}')" if label != "policy" else f"policy '{raw['name']}'"
+    return validate_document(Policy, raw, label)

@@ -1,0 +1,328 @@
+"""The opportunity set: what can be held, what it yields, and how it co-moves.
+
+A :class:`Snapshot` is one JSON file. Its ``opportunities`` list fixes the order of every vector and
+matrix in ``risk``. Amounts are in ``base_currency``; yields are decimals (0.05 = 5 %); durations are
+in years.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import Field, field_validator, model_validator
+
+from bondfolio.errors import InputError
+from bondfolio.inputs.base import (
+    Amount,
+    Apy,
+    Matrix,
+    StrictModel,
+    Vector,
+    Years,
+    read_document,
+    subject_in_list,
+    validate_document,
+)
+
+__all__ = [
+    "PSD_TOLERANCE",
+    "SNAPSHOT_SCHEMA",
+    "AsOf",
+    "ChainBlock",
+    "FactorRisk",
+    "Kind",
+    "Opportunity",
+    "RiskModel",
+    "Snapshot",
+    "Tier",
+    "load_snapshot",
+]
+
+SNAPSHOT_SCHEMA = "bondfolio.snapshot/1"
+
+#: Relative tolerance for positive semi-definiteness: the most negative eigenvalue may be as low as
+#: ``-PSD_TOLERANCE * max(1, largest eigenvalue)`` (round-off in estimated covariances), no lower.
+PSD_TOLERANCE = 1e-10
+
+#: Relative tolerance for symmetry: ``|S - S'| <= SYMMETRY_TOLERANCE * max|S|`` entrywise.
+SYMMETRY_TOLERANCE = 1e-12
+
+
+class Kind(StrEnum):
+    """How a position's value responds to rates."""
+
+    floating = "floating"
+    """Variable-rate deposit (lending markets, savings vaults): duration close to 0."""
+    fixed = "fixed"
+    """Fixed rate to a maturity (principal tokens, T-bills): duration close to time to maturity."""
+    vault = "vault"
+    """A managed vault over other positions."""
+    hedge = "hedge"
+    """A hedge instrument with signed notional (weights may be negative); not counted in the budget."""
+
+
+class Tier(StrEnum):
+    """The book a position belongs to."""
+
+    core = "core"
+    yield_ = "yield"
+    hedge = "hedge"
+
+
+class Opportunity(StrictModel):
+    """One position the portfolio may hold."""
+
+    id: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:/@+-]+$")
+    """Unique identifier, stable across snapshots (letters, digits and ``_.:/@+-``)."""
+    protocol: str = Field(min_length=1)
+    """Protocol family, e.g. ``aave-v3``, ``compound-v3``, ``morpho-blue``, ``pendle``."""
+    chain: str = Field(min_length=1)
+    """Chain the position lives on, e.g. ``ethereum``, ``base``."""
+    asset: str = Field(min_length=1)
+    """Underlying asset symbol, e.g. ``USDC``."""
+    kind: Kind
+    """Rate behaviour: floating, fixed, vault or hedge."""
+    apy: Apy
+    """Expected annual yield as a decimal (0.05 = 5 %), net of protocol fees."""
+    duration: Years = Field(ge=-100.0, le=100.0)
+    """Years of rate sensitivity: ~0 floating, time to maturity for fixed, negative allowed for hedges."""
+    maturity: datetime | None = None
+    """Maturity date-time (timezone-aware), for fixed-term positions."""
+    available_liquidity: Amount | None = None
+    """Amount withdrawable from the market now, in base currency; ``None`` if not limited or unknown."""
+    tvl: Amount | None = None
+    """Total value locked in the market, in base currency."""
+    risk_score: float = Field(ge=0.0, le=1.0)
+    """Smart-contract and counterparty risk score: 0 safest, 1 riskiest."""
+    tier: Tier = Tier.yield_
+    """Book the position belongs to: core, yield (enhancement) or hedge."""
+    price: float = Field(default=1.0, gt=0.0)
+    """Base currency per token unit (1.0 for a stablecoin deposit; PT price below 1 before maturity)."""
+    withdrawal_delay_days: float = Field(default=0.0, ge=0.0)
+    """Days between a withdrawal request and the funds being available (0 = instant)."""
+    market: str | None = None
+    """Market identifier within the protocol (pool, comet, market id, vault address); defaults to ``id``."""
+    tags: tuple[str, ...] = ()
+    """Free labels. ``key:value`` labels (``oracle:chainlink``, ``issuer:circle``) form groups by key."""
+    exposures: dict[str, float] = Field(default_factory=dict)
+    """Named numeric exposures per unit of weight, e.g. ``{"delta:ETH": 0.5}``."""
+    name: str | None = None
+    """Human-readable name."""
+
+    @field_validator("maturity")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("maturity must carry a timezone, e.g. '2026-03-26T08:00:00Z'")
+        return value
+
+    @field_validator("tags")
+    @classmethod
+    def _tags(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for tag in value:
+            if not tag or tag != tag.strip():
+                raise ValueError(f"tag {tag!r} is empty or has surrounding spaces")
+        if len(set(value)) != len(value):
+            raise ValueError("tags repeat a label")
+        return value
+
+    @model_validator(mode="after")
+    def _hedge_tier(self) -> Opportunity:
+        if (self.kind is Kind.hedge) != (self.tier is Tier.hedge):
+            raise ValueError(
+                f"kind '{self.kind.value}' and tier '{self.tier.value}' disagree: hedges (kind 'hedge') "
+                "belong to tier 'hedge' and only they do"
+            )
+        if self.kind is not Kind.hedge and self.duration < 0:
+            raise ValueError(f"duration {self.duration} is negative: only hedges may have negative duration")
+        return self
+
+    @property
+    def market_id(self) -> str:
+        """``market`` when given, else ``id``."""
+        return self.market or self.id
+
+
+class FactorRisk(StrictModel):
+    """Covariance in factor form: ``Sigma = B F B' + diag(d)``, never formed as an n x n matrix.
+
+    Units: per-year variance of returns in decimal (a 1 % annual volatility is variance 1e-4).
+    """
+
+    names: tuple[str, ...] | None = None
+    """Factor names, k of them (optional; used in reports)."""
+    loadings: Matrix
+    """B, n x k: exposure of each opportunity (rows in ``opportunities`` order) to each factor."""
+    factor_covariance: Matrix
+    """F, k x k, symmetric positive semi-definite."""
+    specific_variance: Vector
+    """d, n: idiosyncratic variance of each opportunity, non-negative."""
+
+
+class RiskModel(StrictModel):
+    """Either a dense ``covariance`` or ``factors``, exactly one."""
+
+    covariance: Matrix | None = None
+    """Dense n x n covariance, rows and columns in ``opportunities`` order (annual variance, decimals)."""
+    factors: FactorRisk | None = None
+    """Factor-form covariance."""
+
+    @model_validator(mode="after")
+    def _one_form(self) -> RiskModel:
+        if (self.covariance is None) == (self.factors is None):
+            raise ValueError("give exactly one of 'covariance' (dense) or 'factors' (factor form)")
+        return self
+
+
+class ChainBlock(StrictModel):
+    """The block a chain's state was read at."""
+
+    chain_id: int | None = Field(default=None, ge=1)
+    block_number: int | None = Field(default=None, ge=0)
+    block_hash: str | None = Field(default=None, pattern=r"^0x[0-9a-fA-F]{64}$")
+
+
+class AsOf(StrictModel):
+    """When the snapshot describes the world."""
+
+    timestamp: datetime
+    """Timezone-aware time of the snapshot."""
+    chains: dict[str, ChainBlock] = Field(default_factory=dict)
+    """Per chain name: chain id and the pinned block."""
+
+    @field_validator("timestamp")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("timestamp must carry a timezone, e.g. '2026-11-21T00:00:00Z'")
+        return value
+
+
+class Snapshot(StrictModel):
+    """An opportunity set at one moment: positions, yields and their risk."""
+
+    schema_: Literal["bondfolio.snapshot/1"] = Field(alias="schema", default=SNAPSHOT_SCHEMA)
+    """Format version."""
+    description: str | None = None
+    """Where the numbers come from (e.g. the reader and RPC, or 'illustrative')."""
+    as_of: AsOf
+    base_currency: str = Field(min_length=1)
+    """Currency all amounts are in, e.g. ``USD``."""
+    opportunities: tuple[Opportunity, ...] = Field(min_length=1)
+    risk: RiskModel
+
+    model_config = StrictModel.model_config | {"populate_by_name": True, "serialize_by_alias": True}
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Snapshot:
+        problems: list[str] = []
+        seen: dict[str, int] = {}
+        for i, opp in enumerate(self.opportunities):
+            if opp.id in seen:
+                problems.append(f"opportunity '{opp.id}' appears twice (#{seen[opp.id] + 1} and #{i + 1}): ids must be unique")
+            seen.setdefault(opp.id, i)
+            if opp.maturity is not None and opp.maturity <= self.as_of.timestamp:
+                problems.append(
+                    f"opportunity '{opp.id}' matures {opp.maturity.isoformat()}, not after the snapshot time "
+                    f"{self.as_of.timestamp.isoformat()}: drop it or refresh the snapshot"
+                )
+            if opp.chain not in self.as_of.chains and self.as_of.chains:
+                problems.append(
+                    f"opportunity '{opp.id}' is on chain '{opp.chain}', which as_of.chains does not list "
+                    f"(it lists {sorted(self.as_of.chains)}): add the chain's block or fix the chain name"
+                )
+        problems.extend(_risk_problems(self.risk, [o.id for o in self.opportunities]))
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+    @property
+    def ids(self) -> list[str]:
+        """Opportunity ids in snapshot order."""
+        return [o.id for o in self.opportunities]
+
+
+def _risk_problems(risk: RiskModel, ids: list[str]) -> list[str]:
+    n = len(ids)
+    problems: list[str] = []
+    if risk.covariance is not None:
+        cov = risk.covariance
+        if cov.shape != (n, n):
+            return [f"risk.covariance is {cov.shape[0]} x {cov.shape[1] if cov.ndim == 2 else 0}, "
+                    f"but there are {n} opportunities: it must be {n} x {n}, in opportunities order"]
+        problems.extend(_matrix_problems(cov, "risk.covariance", ids))
+    elif risk.factors is not None:
+        fac = risk.factors
+        b, f, d = fac.loadings, fac.factor_covariance, fac.specific_variance
+        k = b.shape[1] if b.ndim == 2 else 0
+        if b.shape[0] != n:
+            problems.append(f"risk.factors.loadings has {b.shape[0]} rows, but there are {n} opportunities")
+        if f.shape != (k, k):
+            problems.append(f"risk.factors.factor_covariance is {f.shape[0]} x {f.shape[1]}, but loadings have "
+                            f"{k} factors: it must be {k} x {k}")
+        if d.shape != (n,):
+            problems.append(f"risk.factors.specific_variance has {d.shape[0]} entries, but there are {n} "
+                            "opportunities")
+        if fac.names is not None and len(fac.names) != k:
+            problems.append(f"risk.factors.names has {len(fac.names)} names for {k} factors")
+        if problems:
+            return problems
+        names = list(fac.names) if fac.names else [f"factor #{j + 1}" for j in range(k)]
+        problems.extend(_matrix_problems(f, "risk.factors.factor_covariance", names))
+        for i in np.flatnonzero(d < 0):
+            problems.append(f"risk.factors.specific_variance of opportunity '{ids[i]}' is {d[i]:.6g}: "
+                            "variances cannot be negative")
+    return problems
+
+
+def _matrix_problems(mat: np.ndarray, field: str, labels: list[str]) -> list[str]:
+    if mat.size == 0:
+        return []
+    scale = float(np.max(np.abs(mat)))
+    asym = np.abs(mat - mat.T)
+    if asym.max() > SYMMETRY_TOLERANCE * max(scale, 1e-300):
+        i, j = np.unravel_index(int(np.argmax(asym)), asym.shape)
+        return [f"{field} is not symmetric: entry ({labels[i]}, {labels[j]}) is {mat[i, j]:.6g} but "
+                f"({labels[j]}, {labels[i]}) is {mat[j, i]:.6g} (relative tolerance {SYMMETRY_TOLERANCE:g})"]
+    problems = []
+    for i in np.flatnonzero(np.diag(mat) < 0):
+        problems.append(f"{field} has a negative variance for '{labels[i]}': {mat[i, i]:.6g}")
+    eig = np.linalg.eigvalsh((mat + mat.T) / 2)
+    tol = PSD_TOLERANCE * max(1.0, float(eig[-1]))
+    if eig[0] < -tol:
+        problems.append(f"{field} is not positive semi-definite: its most negative eigenvalue is {eig[0]:.6g}, "
+                        f"below the tolerance -{tol:.3g}: repair the estimate (e.g. shrinkage or eigenvalue "
+                        "clipping) before using it")
+    return problems
+
+
+def load_snapshot(source: Snapshot | str | Path | dict[str, Any]) -> Snapshot:
+    """Load and validate a snapshot from a model, a JSON file path, JSON text or a mapping.
+
+    Raises
+    ------
+    InputError
+        Listing every problem found, each naming the field and the opportunity id.
+    """
+    if isinstance(source, Snapshot):
+        return source
+    raw, label = _raw(source, "snapshot")
+    return validate_document(Snapshot, raw, label, subject_in_list(raw, "opportunities", "opportunity"))
+
+
+def _raw(source: str | Path | dict[str, Any], noun: str) -> tuple[Any, str]:
+    """Python data and a label for error messages, from a path, JSON text or a mapping."""
+    import json
+
+    if isinstance(source, Path) or (isinstance(source, str) and not source.lstrip().startswith(("{", "["))):
+        return read_document(source), f"{noun} '{source}'"
+    if isinstance(source, str):
+        try:
+            return json.loads(source), noun
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{noun} is not valid JSON: {exc}") from None
+    return source, noun

@@ -1,0 +1,249 @@
+"""The numeric view of one allocation problem's inputs: arrays by opportunity, NAV, current weights.
+
+:class:`Universe` is built once from a snapshot, optional holdings and the NAV. Constraints read it to
+resolve selections and bounds; the solver reads it to build the program; the independent check
+reads it to evaluate a finished allocation. Everything here is plain numpy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+
+from bondfolio.errors import InputError
+from bondfolio.inputs.holdings import Holdings
+from bondfolio.inputs.snapshot import Kind, Snapshot
+
+__all__ = ["ATTRIBUTES", "NUMERIC_FIELDS", "Universe"]
+
+#: Text attributes constraints can select or group by (besides tag keys).
+ATTRIBUTES: tuple[str, ...] = ("id", "protocol", "chain", "asset", "kind", "tier", "market")
+
+#: Numeric opportunity fields usable as exposures (besides the keys of ``exposures``).
+NUMERIC_FIELDS: tuple[str, ...] = (
+    "apy", "duration", "risk_score", "price", "withdrawal_delay_days", "tvl", "available_liquidity",
+)
+
+
+@dataclass(frozen=True, eq=False)
+class Universe:
+    """Arrays over the opportunities of a snapshot, in snapshot order, plus NAV and holdings.
+
+    Weights are fractions of ``nav``. ``w0`` are current weights (zeros without holdings) and
+    ``cash0`` current idle cash as a fraction of NAV.
+    """
+
+    snapshot: Snapshot
+    nav: float
+    """Net asset value being allocated, base currency."""
+    w0: np.ndarray
+    """Current weights by opportunity (fractions of ``nav``)."""
+    cash0: float
+    """Current idle cash, fraction of ``nav``."""
+    has_holdings: bool
+    holdings_nav: float | None = None
+    """Value of the holdings (positions plus cash) in base currency, when holdings were given."""
+    _index: dict[str, int] = field(default_factory=dict, repr=False)
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def build(cls, snapshot: Snapshot, holdings: Holdings | None = None, nav: float | None = None) -> Universe:
+        """Resolve NAV and current weights.
+
+        ``nav`` wins when given; otherwise the holdings' value is the NAV. Holdings naming an id the
+        snapshot lacks are an error: a position is never silently dropped.
+        """
+        ids = [o.id for o in snapshot.opportunities]
+        index = {k: i for i, k in enumerate(ids)}
+        n = len(ids)
+        amounts = np.zeros(n)
+        cash_amount = 0.0
+        held_value: float | None = None
+        if holdings is not None:
+            problems = []
+            for key, amount in holdings.positions.items():
+                i = index.get(key)
+                if i is None:
+                    problems.append(
+                        f"holding '{key}' is not an opportunity of the snapshot: add it to the snapshot (to keep "
+                        "or sell it) rather than dropping it"
+                    )
+                    continue
+                opp = snapshot.opportunities[i]
+                value = amount * opp.price if holdings.unit == "tokens" else amount
+                if value < 0 and opp.kind is not Kind.hedge:
+                    problems.append(f"holding '{key}' is {amount:g} {holdings.unit}: only hedges may be negative")
+                amounts[i] = value
+            InputError.collect(problems, "holdings")
+            cash_amount = holdings.cash
+            held_value = float(np.sum(amounts[[o.kind is not Kind.hedge for o in snapshot.opportunities]])) + cash_amount
+        if nav is None:
+            if held_value is None:
+                raise InputError(
+                    "no NAV: the policy sets no 'nav' and no holdings were given: set nav in the policy or "
+                    "pass holdings"
+                )
+            if held_value <= 0:
+                raise InputError(f"holdings are worth {held_value:g}: set a positive 'nav' in the policy")
+            nav = held_value
+        w0 = amounts / nav
+        w0.setflags(write=False)
+        return cls(snapshot, float(nav), w0, cash_amount / nav, holdings is not None, held_value, index)
+
+    # ------------------------------------------------------------------ basic views
+    @property
+    def n(self) -> int:
+        """Number of opportunities."""
+        return len(self.snapshot.opportunities)
+
+    @cached_property
+    def ids(self) -> list[str]:
+        """Opportunity ids in order."""
+        return [o.id for o in self.snapshot.opportunities]
+
+    def index_of(self, key: str) -> int | None:
+        """Position of opportunity ``key``, or ``None``."""
+        return self._index.get(key)
+
+    @cached_property
+    def hedge(self) -> np.ndarray:
+        """Boolean mask of hedges (signed notional, outside the budget)."""
+        return np.array([o.kind is Kind.hedge for o in self.snapshot.opportunities], dtype=bool)
+
+    def attribute(self, name: str) -> list[str]:
+        """Values of text attribute ``name`` (one of :data:`ATTRIBUTES`) by opportunity."""
+        if name not in ATTRIBUTES:
+            raise KeyError(name)
+        return self._attributes[name]
+
+    @cached_property
+    def _attributes(self) -> dict[str, list[str]]:
+        opps = self.snapshot.opportunities
+        return {
+            "id": [o.id for o in opps],
+            "protocol": [o.protocol for o in opps],
+            "chain": [o.chain for o in opps],
+            "asset": [o.asset for o in opps],
+            "kind": [o.kind.value for o in opps],
+            "tier": [o.tier.value for o in opps],
+            "market": [o.market_id for o in opps],
+        }
+
+    @cached_property
+    def tag_keys(self) -> set[str]:
+        """Keys of ``key:value`` tags present in the snapshot."""
+        return {t.split(":", 1)[0] for o in self.snapshot.opportunities for t in o.tags if ":" in t}
+
+    @cached_property
+    def all_tags(self) -> set[str]:
+        """Every tag label present."""
+        return {t for o in self.snapshot.opportunities for t in o.tags}
+
+    def tag_values(self, key: str) -> list[tuple[str, ...]]:
+        """Per opportunity, the values of its ``key:value`` tags (possibly several, possibly none)."""
+        prefix = key + ":"
+        return [tuple(t[len(prefix):] for t in o.tags if t.startswith(prefix)) for o in self.snapshot.opportunities]
+
+    def groups(self, by: str) -> dict[str, np.ndarray]:
+        """Members of each group when grouping by ``by``: an attribute, a tag key, or ``tag``.
+
+        Returns group value -> sorted integer indices. With tag keys an opportunity may belong to several
+        groups or to none.
+        """
+        members: dict[str, list[int]] = {}
+        if by in ATTRIBUTES:
+            for i, value in enumerate(self.attribute(by)):
+                members.setdefault(value, []).append(i)
+        elif by == "tag":
+            for i, o in enumerate(self.snapshot.opportunities):
+                for t in o.tags:
+                    members.setdefault(t, []).append(i)
+        elif by in self.tag_keys:
+            for i, values in enumerate(self.tag_values(by)):
+                for v in values:
+                    members.setdefault(v, []).append(i)
+        else:
+            raise KeyError(by)
+        return {k: np.array(v, dtype=int) for k, v in sorted(members.items())}
+
+    def groupable(self) -> list[str]:
+        """Everything :meth:`groups` accepts."""
+        return [*ATTRIBUTES, "tag", *sorted(self.tag_keys)]
+
+    # ------------------------------------------------------------------ numbers
+    def numeric(self, name: str) -> np.ndarray:
+        """A numeric attribute by opportunity: a field of :data:`NUMERIC_FIELDS` or an ``exposures`` key.
+
+        Missing optional values (``tvl``, ``available_liquidity``) are NaN; a missing exposure is 0.
+        """
+        cache = self._numeric_cache
+        if name in cache:
+            return cache[name]
+        opps = self.snapshot.opportunities
+        if name in NUMERIC_FIELDS:
+            values = [getattr(o, name) for o in opps]
+            array = np.array([np.nan if v is None else float(v) for v in values])
+        elif name in self.exposure_names:
+            array = np.array([o.exposures.get(name, 0.0) for o in opps])
+        else:
+            raise KeyError(name)
+        array.setflags(write=False)
+        cache[name] = array
+        return array
+
+    def numeric_names(self) -> list[str]:
+        """Everything :meth:`numeric` accepts."""
+        return [*NUMERIC_FIELDS, *sorted(self.exposure_names)]
+
+    @cached_property
+    def exposure_names(self) -> set[str]:
+        """Keys of ``exposures`` present in the snapshot."""
+        return {k for o in self.snapshot.opportunities for k in o.exposures}
+
+    @cached_property
+    def _numeric_cache(self) -> dict[str, np.ndarray]:
+        return {}
+
+    @cached_property
+    def apy(self) -> np.ndarray:
+        """Expected APY by opportunity (decimal)."""
+        return self.numeric("apy")
+
+    # ------------------------------------------------------------------ risk
+    @cached_property
+    def risk_factor(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(R, s)`` with ``Sigma = R R' + diag(s**2)``; never forms an n x n matrix from factors.
+
+        Factor form: ``R = B L`` with ``F = L L'`` (eigen-factorization, tiny negative round-off
+        eigenvalues clipped to 0), ``s = sqrt(d)``. Dense form: ``R = V sqrt(lambda)`` over the
+        non-zero eigenvalues, ``s = 0``.
+        """
+        risk = self.snapshot.risk
+        if risk.factors is not None:
+            b = risk.factors.loadings
+            root = _psd_root(risk.factors.factor_covariance)
+            return b @ root, np.sqrt(risk.factors.specific_variance)
+        assert risk.covariance is not None
+        return _psd_root(risk.covariance), np.zeros(self.n)
+
+    def variance(self, w: np.ndarray) -> float:
+        """``w' Sigma w`` computed in the factor form."""
+        r, s = self.risk_factor
+        y = r.T @ w
+        return float(y @ y + np.sum((s * w) ** 2))
+
+    def marginal_risk(self, w: np.ndarray) -> np.ndarray:
+        """``Sigma w``, by opportunity."""
+        r, s = self.risk_factor
+        return r @ (r.T @ w) + s**2 * w
+
+
+def _psd_root(mat: np.ndarray) -> np.ndarray:
+    """``R`` with ``R R' = mat`` for a validated PSD ``mat``, dropping zero eigen-directions."""
+    if mat.size == 0:
+        return np.zeros((mat.shape[0], 0))
+    eig, vec = np.linalg.eigh((mat + mat.T) / 2)
+    keep = eig > max(1.0, float(eig[-1])) * 1e-14
+    return vec[:, keep] * np.sqrt(eig[keep])

@@ -1,0 +1,7 @@
+"""Builds and solves the convex program; the Decision and its audit record."""
+
+from bondfolio.solver.api import Inputs, allocate, load_inputs, validate
+from bondfolio.solver.decision import Decision
+from bondfolio.solver.program import OBJECTIVE_SCALE, Program, Solution
+
+__all__ = ["OBJECTIVE_SCALE", "Decision", "Inputs", "Program", "Solution", "allocate", "load_inputs", "validate"]

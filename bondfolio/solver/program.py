@@ -1,0 +1,295 @@
+"""One convex program per policy: variables, objective, every constraint family; solve and verify.
+
+The objective (see :mod:`bondfolio.inputs.policy`)::
+
+    maximize  apy' w + cash_apy * c - (gamma / 2) w' Sigma w - cost' |w - w0|
+
+is multiplied by :data:`OBJECTIVE_SCALE` inside the solver, so APY-sized numbers (0.05) are not lost in
+solvers' absolute tolerances; every reported objective value and dual is scaled back.
+
+Numbers that change between runs (yields, risk aversion, costs, bounds, current weights, risk
+loadings) are cvxpy Parameters, so the problem is DPP-compliant: :meth:`Program.update` plus
+:meth:`Program.solve` with ``reuse=True`` re-solves without recompiling. A one-off solve skips the DPP
+compilation (``ignore_dpp``), which is several times faster the first time.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import cvxpy as cp
+import numpy as np
+
+from bondfolio.constraints.base import Compiled, Constraint, Point, RowResult, Vars
+from bondfolio.constraints.budget import Budget
+from bondfolio.constraints.weights import LongOnly
+from bondfolio.errors import CheckFailedError, InfeasibleError, InputError, SolverError, UnboundedError
+from bondfolio.inputs.policy import Policy
+from bondfolio.inputs.universe import Universe
+
+__all__ = ["OBJECTIVE_SCALE", "SOLVER_OPTIONS", "Attempt", "Program", "Solution", "effective_constraints"]
+
+#: Factor applied to the objective inside the solver (1e4: the solver sees basis points).
+OBJECTIVE_SCALE = 1e4
+
+#: Options passed to each solver. Tight tolerances: weights are checked to 1e-7 of NAV afterwards.
+SOLVER_OPTIONS: dict[str, dict[str, Any]] = {
+    "CLARABEL": {"tol_gap_abs": 1e-9, "tol_gap_rel": 1e-9, "tol_feas": 1e-9, "max_iter": 200},
+    "SCS": {"eps_abs": 1e-9, "eps_rel": 1e-9, "max_iters": 200_000},
+    "ECOS": {"abstol": 1e-9, "reltol": 1e-9, "feastol": 1e-9},
+    "OSQP": {"eps_abs": 1e-9, "eps_rel": 1e-9, "max_iter": 200_000, "polishing": True},
+}
+
+
+def effective_constraints(policy: Policy) -> list[Constraint]:
+    """The policy's constraints plus what every program has: ``long_only`` always, and ``budget``
+    (fully invested) when the policy gives none. Raises if a policy gives two budgets."""
+    constraints: list[Constraint] = []
+    for spec in policy.constraints:
+        if not isinstance(spec, Constraint):
+            raise InputError(f"policy '{policy.name}': constraint {spec.kind!r} is not a compiled constraint family")
+        constraints.append(spec)
+    budgets = [c for c in constraints if isinstance(c, Budget)]
+    if len(budgets) > 1:
+        raise InputError(f"policy '{policy.name}' has {len(budgets)} budget constraints: keep one")
+    if not budgets:
+        constraints.insert(0, Budget())
+    constraints.insert(1, LongOnly())
+    labels = [c.label for c in constraints]
+    dupes = sorted({x for x in labels if labels.count(x) > 1})
+    if dupes:
+        raise InputError(f"policy '{policy.name}': constraints {dupes} appear twice: drop the copy or give each a "
+                         "distinct 'name'")
+    return constraints
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One solver tried: its name, what it returned and how long it took."""
+
+    solver: str
+    status: str
+    accepted: bool
+    seconds: float
+    detail: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"solver": self.solver, "status": self.status, "accepted": self.accepted,
+                "seconds": self.seconds, "detail": self.detail}
+
+
+@dataclass
+class Solution:
+    """A verified allocation and everything needed to report it."""
+
+    point: Point
+    solver: str
+    status: str
+    inaccurate: bool
+    objective: float
+    """Objective value (APY units) as the solver reported it, scaled back."""
+    attempts: list[Attempt]
+    checks: list[RowResult]
+    duals: list[np.ndarray]
+    compile_seconds: float
+    solve_seconds: float
+    solver_seconds: float | None
+    """The solver's own time, as it reports it (None if it does not)."""
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def max_violation(self) -> float:
+        return max((r.violation for r in self.checks), default=0.0)
+
+
+class Program:
+    """The convex program of one policy on one universe.
+
+    Parameters
+    ----------
+    universe
+        Snapshot arrays, NAV and current weights.
+    policy
+        Objective, constraints and solver settings.
+    with_risk
+        Build the risk term even when ``risk_aversion`` is 0 (for sweeps that will raise it);
+        by default only when needed.
+    """
+
+    def __init__(self, universe: Universe, policy: Policy, with_risk: bool | None = None) -> None:
+        start = time.perf_counter()
+        self.universe = universe
+        self.policy = policy
+        self.constraints = effective_constraints(policy)
+        u = universe
+        v = Vars(u)
+        self.vars = v
+        self.compiled: list[Compiled] = [c.compile(u, v) for c in self.constraints]
+
+        obj = policy.objective
+        self.mu = cp.Parameter(u.n, name="apy", value=np.asarray(u.apy))
+        self.cash_apy = cp.Parameter(name="cash_apy", value=obj.cash_apy)
+        self.gamma = cp.Parameter(name="risk_aversion", nonneg=True, value=obj.risk_aversion)
+        self.costs = trading_costs(u, policy)
+        self.cost = cp.Parameter(u.n, name="trading_cost", nonneg=True, value=self.costs)
+        expr = self.mu @ v.w + self.cash_apy * v.cash
+        self.has_risk = bool(obj.risk_aversion > 0 if with_risk is None else with_risk)
+        if self.has_risk:
+            expr = expr - (self.gamma / 2) * v.variance()
+        self.has_costs = bool(np.any(self.costs > 0))
+        if self.has_costs:
+            expr = expr - self.cost @ cp.abs(v.trade)
+        cvx = [*v.definitions]
+        for comp in self.compiled:
+            cvx.extend(comp.cvx)
+        self.problem = cp.Problem(cp.Maximize(OBJECTIVE_SCALE * expr), cvx)
+        self.build_seconds = time.perf_counter() - start
+
+    # ------------------------------------------------------------------ re-solves
+    def update(self, universe: Universe | None = None, risk_aversion: float | None = None) -> None:
+        """Assign new numbers without recompiling: a new universe of the same shape and structure,
+        and/or a new risk aversion."""
+        if universe is not None:
+            if universe.ids != self.universe.ids:
+                raise InputError("the new snapshot's opportunities differ from the compiled ones: build a new Program")
+            self.universe = universe
+            self.vars.update(universe)
+            for comp in self.compiled:
+                comp.constraint.update(comp, universe)
+            self.mu.value = np.asarray(universe.apy)
+            self.costs = trading_costs(universe, self.policy)
+            self.cost.value = self.costs
+        if risk_aversion is not None:
+            if risk_aversion > 0 and not self.has_risk:
+                raise InputError("this program was built without a risk term: build it with with_risk=True")
+            self.gamma.value = risk_aversion
+
+    @property
+    def risk_aversion(self) -> float:
+        return float(self.gamma.value)
+
+    # ------------------------------------------------------------------ solving
+    def solve(self, reuse: bool = False) -> Solution:
+        """Solve with each solver of the policy's order until one gives an allocation that passes
+        the independent check.
+
+        ``reuse=True`` compiles with DPP (slower once, then parameter updates re-solve fast).
+
+        Raises
+        ------
+        InfeasibleError
+            A solver proved that no allocation satisfies the constraints.
+        UnboundedError
+            The objective is unbounded (some position has no bound).
+        CheckFailedError
+            Solvers reported success but every answer violated a constraint beyond tolerance.
+        SolverError
+            No solver in the order produced an answer.
+        """
+        settings = self.policy.solver
+        attempts: list[Attempt] = []
+        installed = set(cp.installed_solvers())
+        failed_check: list[RowResult] = []
+        infeasible_inaccurate = False
+        for name in settings.order:
+            if name not in installed:
+                attempts.append(Attempt(name, "not_installed", False, 0.0, "solver is not installed"))
+                continue
+            options = SOLVER_OPTIONS.get(name, {})
+            start = time.perf_counter()
+            try:
+                self.problem.solve(solver=name, ignore_dpp=not reuse, **options)
+            except cp.error.SolverError as exc:
+                attempts.append(Attempt(name, "error", False, time.perf_counter() - start, str(exc)[:300]))
+                continue
+            seconds = time.perf_counter() - start
+            status = str(self.problem.status)
+            if status == cp.INFEASIBLE:
+                attempts.append(Attempt(name, status, False, seconds))
+                raise InfeasibleError(self._infeasible_message(name), policy=self.policy.name)
+            if status == cp.UNBOUNDED:
+                attempts.append(Attempt(name, status, False, seconds))
+                raise UnboundedError(self._unbounded_message(), [a.to_dict() for a in attempts])
+            if status == cp.INFEASIBLE_INACCURATE:
+                infeasible_inaccurate = True
+                attempts.append(Attempt(name, status, False, seconds, "inaccurate certificate: trying the next solver"))
+                continue
+            if status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE) or self.vars.w.value is None:
+                attempts.append(Attempt(name, status, False, seconds, "no solution returned"))
+                continue
+            point = Point(np.array(self.vars.w.value, dtype=float), float(self.vars.cash.value))
+            checks = self.check(point)
+            worst = max((r.violation for r in checks), default=0.0)
+            if worst > settings.check_tolerance:
+                failed_check = checks
+                attempts.append(Attempt(name, status, False, seconds,
+                                        f"independent check failed: largest violation {worst:.3g} > "
+                                        f"{settings.check_tolerance:g}"))
+                continue
+            attempts.append(Attempt(name, status, True, seconds))
+            stats = self.problem.solver_stats
+            return Solution(
+                point=point,
+                solver=name,
+                status=status,
+                inaccurate=status == cp.OPTIMAL_INACCURATE,
+                objective=float(self.problem.value) / OBJECTIVE_SCALE,
+                attempts=attempts,
+                checks=checks,
+                duals=[comp.duals(OBJECTIVE_SCALE) for comp in self.compiled],
+                compile_seconds=self.build_seconds,
+                solve_seconds=seconds,
+                solver_seconds=None if stats is None or stats.solve_time is None else float(stats.solve_time),
+                options={"ignore_dpp": not reuse, "objective_scale": OBJECTIVE_SCALE, **options},
+            )
+        summary = "; ".join(f"{a.solver}: {a.status}" + (f" ({a.detail})" if a.detail else "") for a in attempts)
+        if failed_check:
+            worst_row = max(failed_check, key=lambda r: r.violation)
+            raise CheckFailedError(
+                f"policy '{self.policy.name}': every solver's answer violated a constraint; worst: "
+                f"{worst_row.constraint}[{worst_row.row}] = {worst_row.value:.10g} outside "
+                f"[{worst_row.lower:.10g}, {worst_row.upper:.10g}]. Attempts: {summary}",
+                [a.to_dict() for a in attempts],
+            )
+        if infeasible_inaccurate:
+            raise InfeasibleError(
+                f"policy '{self.policy.name}' appears infeasible (solvers returned inaccurate infeasibility "
+                f"certificates: {summary}): loosen the tightest constraints",
+                policy=self.policy.name,
+            )
+        raise SolverError(f"policy '{self.policy.name}': no solver produced an allocation. Attempts: {summary}",
+                          [a.to_dict() for a in attempts])
+
+    def check(self, point: Point) -> list[RowResult]:
+        """Every row of every constraint evaluated on ``point`` with numpy (no solver involved)."""
+        results: list[RowResult] = []
+        for comp in self.compiled:
+            results.extend(comp.constraint.check(point, self.universe, comp.rows))
+        return results
+
+    def _infeasible_message(self, solver: str) -> str:
+        kinds = ", ".join(c.label for c in self.constraints)
+        return (f"policy '{self.policy.name}' is infeasible: no allocation satisfies all of its constraints "
+                f"together ({kinds}); {solver} returned a certificate of infeasibility. Loosen the tightest "
+                "bounds or widen the opportunity set.")
+
+    def _unbounded_message(self) -> str:
+        free = [self.universe.ids[i] for i in np.flatnonzero(self.universe.hedge)]
+        hint = f" (hedges {free[:5]} have no bound: add max_weight/min_weight for them)" if free else ""
+        return (f"policy '{self.policy.name}' is unbounded: the objective can grow without limit{hint}; bound "
+                "every position or add risk aversion")
+
+
+def trading_costs(u: Universe, policy: Policy) -> np.ndarray:
+    """One-off trading cost per opportunity, decimal of the amount traded (bp / 1e4)."""
+    obj = policy.objective
+    unknown = [k for k in obj.trading_cost_bp_by_id if u.index_of(k) is None]
+    if unknown:
+        raise InputError(f"policy '{policy.name}': objective.trading_cost_bp_by_id names {unknown}, which the "
+                         "snapshot lacks: fix the ids or drop them")
+    costs = np.full(u.n, obj.trading_cost_bp / 1e4)
+    for key, bp in obj.trading_cost_bp_by_id.items():
+        costs[u.index_of(key)] = bp / 1e4
+    return costs
