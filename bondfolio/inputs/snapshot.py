@@ -212,13 +212,15 @@ class Snapshot(StrictModel):
     as_of: AsOf
     base_currency: str = Field(min_length=1)
     """Currency all amounts are in, e.g. ``USD``."""
-    opportunities: tuple[Opportunity, ...] = Field(min_length=1)
+    opportunities: tuple[Opportunity, ...]
     risk: RiskModel
 
     model_config = StrictModel.model_config | {"populate_by_name": True, "serialize_by_alias": True}
 
     @model_validator(mode="after")
     def _consistent(self) -> Snapshot:
+        if not self.opportunities:
+            raise ValueError("the snapshot has no opportunities: there is nothing to allocate to")
         problems: list[str] = []
         seen: dict[str, int] = {}
         for i, opp in enumerate(self.opportunities):
