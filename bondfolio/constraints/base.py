@@ -13,7 +13,7 @@ data), ``expression`` and ``evaluate``. Nothing else changes.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -47,8 +47,10 @@ class Rows:
     """
 
     labels: list[str]
-    lower: np.ndarray
-    upper: np.ndarray
+    lower: Any
+    """Lower bounds: a number or an array; a float array of one entry per row once built."""
+    upper: Any
+    """Upper bounds, likewise."""
     coefficients: dict[str, np.ndarray] = field(default_factory=dict)
     structure: dict[str, Any] = field(default_factory=dict)
     unit: str = "fraction of NAV"
@@ -83,9 +85,19 @@ class ParamSet:
 class Vars:
     """The decision variables and shared auxiliary expressions of one program.
 
-    ``w`` (n weights) and ``cash`` always exist. ``trade`` (``w - w0``) and ``risk`` (vectors whose
-    squared norms add to ``w' Sigma w``) are created on first use, with their defining equalities
-    collected in :attr:`definitions`.
+    ``w`` (n weights) and ``cash`` always exist. Shared pieces are created on first use, with their
+    defining constraints collected in :attr:`definitions`:
+
+    - :attr:`trade_size`: a variable ``a >= |w - w0|`` (elementwise), used by trading costs and
+      turnover alike. Both only ever push ``a`` down, so at the optimum ``a = |w - w0|`` wherever it
+      matters, and any feasible ``a`` makes ``sum |w - w0| <= sum a``: a turnover limit on ``a`` is
+      never looser than the true one.
+    - :attr:`risk`: factor variables ``y = R' w`` (k of them); the specific part enters as
+      ``|s * w|^2`` directly, with no copy of ``w``.
+
+    :attr:`within_available` marks positions some constraint keeps within the market's available
+    liquidity whatever the data (set by the solver from :meth:`Constraint.implies_within_available`
+    before compiling); families may drop terms that this makes redundant.
     """
 
     def __init__(self, universe: Universe) -> None:
@@ -94,11 +106,13 @@ class Vars:
         self.w = cp.Variable(n, name="w")
         self.cash = cp.Variable(name="cash")
         self.definitions: list[cp.Constraint] = []
+        self.within_available: np.ndarray = np.zeros(n, dtype=bool)
         self._universe = universe
         self._w0: cp.Parameter | None = None
-        self._trade: cp.Variable | None = None
-        self._risk: tuple[cp.Variable, cp.Variable | None] | None = None
+        self._trade_size: cp.Variable | None = None
+        self._factor: cp.Variable | None = None
         self._risk_params: tuple[cp.Parameter, cp.Parameter] | None = None
+        self._dense_cov: np.ndarray | None = None
 
     @property
     def w0(self) -> cp.Parameter:
@@ -108,32 +122,43 @@ class Vars:
         return self._w0
 
     @property
-    def trade(self) -> cp.Variable:
-        """Trades ``t = w - w0`` as a variable (keeps ``|t|`` terms DPP-compliant)."""
-        if self._trade is None:
-            self._trade = cp.Variable(self.n, name="trade")
-            self.definitions.append(self._trade == self.w - self.w0)
-        return self._trade
+    def trade_size(self) -> cp.Variable:
+        """``a`` with ``a >= |w - w0|`` elementwise (see the class docstring)."""
+        if self._trade_size is None:
+            self._trade_size = cp.Variable(self.n, name="trade_size")
+            self.definitions += [self._trade_size >= self.w - self.w0, self._trade_size >= self.w0 - self.w]
+        return self._trade_size
 
-    @property
-    def risk(self) -> list[cp.Variable]:
-        """Variables ``y = R' w`` and ``z = s * w`` with ``w' Sigma w = |y|^2 + |z|^2``."""
-        if self._risk is None:
+    def _risk_parts(self) -> tuple[cp.Variable | None, cp.Expression | None]:
+        if self._risk_params is None:
             r, s = self._universe.risk_factor
             rp = cp.Parameter(r.shape, name="risk_loadings", value=r)
             sp = cp.Parameter(self.n, name="risk_specific", nonneg=True, value=s)
             self._risk_params = (rp, sp)
-            y = cp.Variable(r.shape[1], name="risk_factor") if r.shape[1] else None
-            z = cp.Variable(self.n, name="risk_specific") if np.any(s > 0) else None
-            if y is not None:
-                self.definitions.append(y == rp.T @ self.w)
-            if z is not None:
-                self.definitions.append(z == cp.multiply(sp, self.w))
-            self._risk = (y, z)  # type: ignore[assignment]
-        return [v for v in self._risk if v is not None]
+            if r.shape[1]:
+                self._factor = cp.Variable(r.shape[1], name="risk_factor")
+                self.definitions.append(self._factor == rp.T @ self.w)
+        rp, sp = self._risk_params
+        specific = cp.multiply(sp, self.w) if np.any(np.asarray(sp.value) > 0) else None
+        return self._factor, specific
+
+    @property
+    def risk(self) -> list[cp.Expression]:
+        """Expressions whose squared norms add up to ``w' Sigma w`` (factor part, specific part)."""
+        return [e for e in self._risk_parts() if e is not None]
 
     def variance(self) -> cp.Expression:
-        """``w' Sigma w`` as a sum of squares of the risk variables."""
+        """``w' Sigma w``.
+
+        Factor form: squared norms of ``R' w`` (k variables) and ``s * w``; never an n x n matrix.
+        Dense form: ``quad_form`` with the covariance as a constant PSD matrix, which QP solvers take
+        as is (measured several times faster than a dense square-root factor; see benchmarks/).
+        A dense covariance is therefore fixed once compiled: :meth:`update` refuses a different one.
+        """
+        cov = self._universe.snapshot.risk.covariance
+        if cov is not None:
+            self._dense_cov = cov
+            return cp.quad_form(self.w, cp.psd_wrap(cov))
         parts = self.risk
         if not parts:
             return cp.Constant(0.0)
@@ -142,9 +167,19 @@ class Vars:
             total = total + cp.sum_squares(extra)
         return total
 
+    def volatility(self) -> cp.Expression:
+        """``sqrt(w' Sigma w)`` as a Euclidean norm of the risk expressions (a second-order cone)."""
+        parts = self.risk
+        if not parts:
+            return cp.Constant(0.0)
+        return cp.norm(cp.hstack(parts), 2)
+
     def update(self, universe: Universe) -> None:
         """Point the parameters at a new universe of the same shape."""
         self._universe = universe
+        if self._dense_cov is not None and not np.array_equal(self._dense_cov, universe.snapshot.risk.covariance):
+            raise InputError("the dense covariance changed: it is compiled as a constant, so build a new Program "
+                             "(or give the risk model in factor form, whose numbers are Parameters)")
         if self._w0 is not None:
             self._w0.value = np.asarray(universe.w0)
         if self._risk_params is not None:
@@ -165,6 +200,8 @@ class Compiled:
     equality: bool
     cvx: list[cp.Constraint]
     bounds: ParamSet
+    dual_source: Callable[[float], np.ndarray] | None = None
+    """For families folded into shared bounds: gives their duals instead of ``cvx``."""
 
     def duals(self, scale: float = 1.0) -> np.ndarray:
         """Per row, d(objective)/d(bound) of the active side (objective in its own units / ``scale``).
@@ -172,6 +209,8 @@ class Compiled:
         Upper and equality rows: +dual; lower rows: -dual. A two-sided row reports the side with the
         larger multiplier. NaN when the solver returned none.
         """
+        if self.dual_source is not None:
+            return self.dual_source(scale)
         m = len(self.rows.labels)
         out = np.zeros(m)
         if self.equality:
@@ -215,8 +254,13 @@ class Constraint(ConstraintSpec):
     Subclasses document their math and units in the docstring (``.. math::``).
     """
 
-    #: Families that cannot be expressed on a universe lacking something say so in ``resolve``.
     requires_holdings: ClassVar[bool] = False
+    """Whether the family compares against current holdings (an error without them)."""
+    bound_side: ClassVar[str | None] = None
+    """``"upper"`` or ``"lower"`` for families whose rows are simple bounds ``w_i <= b`` / ``w_i >= b``
+    with the indices in ``rows.structure["idx"]``: the solver folds all of them into one bound vector
+    per side (fewer rows for the solver) and attributes each dual to the family with the tightest
+    bound. The numpy check still checks each family on its own."""
 
     # ------------------------------------------------------------------ to implement
     def resolve(self, u: Universe) -> Rows:
@@ -235,6 +279,11 @@ class Constraint(ConstraintSpec):
     def evaluate(self, rows: Rows, x: Point, u: Universe) -> np.ndarray:
         """The row vector ``f(w, c)`` in plain numpy, independently of cvxpy."""
         raise NotImplementedError
+
+    def implies_within_available(self, rows: Rows) -> np.ndarray | None:
+        """Indices whose weight this family keeps at or below ``available_liquidity / NAV`` for any
+        data (used to simplify other families exactly); ``None`` by default."""
+        return None
 
     # ------------------------------------------------------------------ shared machinery
     def fail(self, message: str) -> InputError:
@@ -289,7 +338,9 @@ class Constraint(ConstraintSpec):
         rows = self.resolve(u) if rows is None else rows
         values = np.reshape(np.asarray(self.evaluate(rows, x, u), dtype=float), -1)
         if values.shape != (len(rows.labels),):
-            raise RuntimeError(f"{type(self).__name__}.evaluate returned {values.shape}, expected {len(rows.labels)} rows")
+            raise RuntimeError(
+                f"{type(self).__name__}.evaluate returned {values.shape}, expected {len(rows.labels)} rows"
+            )
         below = rows.lower - values
         above = values - rows.upper
         violation = np.maximum(np.maximum(below, above), 0.0)

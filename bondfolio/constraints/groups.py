@@ -42,11 +42,14 @@ class _GroupBound(Constraint):
                             f"(known: {sorted(groups)}): fix the names or drop them")
         members = self.select.mask(u, self.label) & ~u.hedge
         common = self._bound()
-        labels, bounds, rows_i, cols = [], [], [], []
+        labels: list[str] = []
+        bounds: list[float] = []
+        rows_i: list[int] = []
+        cols: list[int] = []
         for value, idx in groups.items():
             bound = self.limits.get(value, common)
             idx = idx[members[idx]]
-            if bound is None or idx.size == 0 and value not in self.limits:
+            if bound is None or (idx.size == 0 and value not in self.limits):
                 continue
             r = len(labels)
             labels.append(f"{self.by}={value}")

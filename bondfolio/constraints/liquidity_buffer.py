@@ -50,8 +50,13 @@ class LiquidityBuffer(Constraint):
     def expression(self, rows: Rows, p: ParamSet, v: Vars) -> cp.Expression:
         total: cp.Expression = v.cash
         capped, free = rows.structure["capped"], rows.structure["free"]
-        if capped.size:
-            total = total + cp.sum(cp.minimum(v.w[capped], p["available"]))
+        # where another constraint already keeps w_i <= a_i / NAV, min(w_i, a_i / NAV) is w_i: exact,
+        # and one auxiliary variable and two rows fewer per position
+        implied = v.within_available[capped]
+        keep = np.flatnonzero(~implied)
+        if keep.size:
+            total = total + cp.sum(cp.minimum(v.w[capped[keep]], p["available"][keep]))
+        free = np.concatenate([free, capped[implied]])
         if free.size:
             total = total + cp.sum(v.w[free])
         return total

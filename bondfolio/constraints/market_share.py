@@ -22,13 +22,16 @@ class _MarketShare(Constraint):
     """Which deposits the rule applies to (all by default; hedges never)."""
 
     field: ClassVar[str] = ""
+    bound_side: ClassVar[str | None] = "upper"
 
     def resolve(self, u: Universe) -> Rows:
         mask = self.select.mask(u, self.label) & ~u.hedge
         size = u.numeric(self.field)
         missing = [u.ids[i] for i in np.flatnonzero(mask & np.isnan(size))]
         if missing:
-            shown = ", ".join(f"'{m}'" for m in missing[:10]) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
+            shown = ", ".join(f"'{m}'" for m in missing[:10])
+            if len(missing) > 10:
+                shown += f" and {len(missing) - 10} more"
             raise self.fail(f"opportunities {shown} have no '{self.field}', which this rule needs: give it in the "
                             "snapshot or exclude them with select.exclude")
         idx = np.flatnonzero(mask)
@@ -52,6 +55,10 @@ class LiquidityShare(_MarketShare):
 
     kind: Literal["liquidity_share"] = "liquidity_share"
     field: ClassVar[str] = "available_liquidity"
+
+    def implies_within_available(self, rows: Rows) -> np.ndarray | None:
+        # max_share <= 1 (validated), so w_i <= max_share * a_i / NAV <= a_i / NAV
+        return np.asarray(rows.structure["idx"])
 
 
 class TvlShare(_MarketShare):

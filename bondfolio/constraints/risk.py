@@ -50,8 +50,9 @@ class MaxVolatility(Constraint):
 
     .. math:: \sqrt{w^\top \Sigma w} \le \sigma_{\max}
 
-    In factor form ``w' Sigma w = |R' w|^2 + |s * w|^2``, so this is one second-order cone. Units:
-    annual volatility as a decimal (0.01 = 1 %).
+    In factor form ``w' Sigma w = |R' w|^2 + |s * w|^2``, so this is one second-order cone. With a
+    dense covariance ``R`` is its n x n square root, much slower to solve at scale: prefer the factor
+    form for large books. Units: annual volatility as a decimal (0.01 = 1 %).
     """
 
     kind: Literal["max_volatility"] = "max_volatility"
@@ -62,10 +63,7 @@ class MaxVolatility(Constraint):
         return Rows(["portfolio"], -np.inf, self.max, unit="annual volatility")
 
     def expression(self, rows: Rows, p: ParamSet, v: Vars) -> cp.Expression:
-        parts = v.risk
-        if not parts:
-            return cp.Constant(0.0)
-        return cp.norm(cp.hstack(parts), 2)
+        return v.volatility()
 
     def evaluate(self, rows: Rows, x: Point, u: Universe) -> np.ndarray:
         return np.array([np.sqrt(max(u.variance(x.w), 0.0))])

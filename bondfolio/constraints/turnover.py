@@ -33,7 +33,7 @@ class Turnover(Constraint):
         return Rows(["portfolio"], -np.inf, self.max)
 
     def expression(self, rows: Rows, p: ParamSet, v: Vars) -> cp.Expression:
-        return cp.norm1(v.trade)
+        return cp.sum(v.trade_size)
 
     def evaluate(self, rows: Rows, x: Point, u: Universe) -> np.ndarray:
         return np.array([float(np.sum(np.abs(x.w - u.w0)))])

@@ -21,7 +21,7 @@ class _WeightBound(Constraint):
     limits: dict[str, float] = Field(default_factory=dict)
     """Per-id bounds overriding the common one; each id must be selected."""
 
-    side: ClassVar[str] = "upper"
+    bound_side: ClassVar[str | None] = "upper"
 
     def _bound(self) -> float | None:
         raise NotImplementedError
@@ -44,7 +44,7 @@ class _WeightBound(Constraint):
         idx = idx[np.isfinite(bound[idx])]
         values = bound[idx]
         inf = np.full(idx.size, np.inf)
-        lower, upper = (-inf, values) if self.side == "upper" else (values, inf)
+        lower, upper = (-inf, values) if self.bound_side == "upper" else (values, inf)
         return Rows([u.ids[i] for i in idx], lower, upper, structure={"idx": idx})
 
     def expression(self, rows: Rows, p: ParamSet, v: Vars) -> cp.Expression:
@@ -82,7 +82,7 @@ class MinWeight(_WeightBound):
     min: float | None = Field(default=None, ge=-10.0, le=10.0)
     """Common lower bound, fraction of NAV; ``None`` bounds only the ids in ``limits``."""
 
-    side: ClassVar[str] = "lower"
+    bound_side: ClassVar[str | None] = "lower"
 
     def _bound(self) -> float | None:
         return self.min
@@ -96,7 +96,7 @@ class LongOnly(_WeightBound):
 
     kind: Literal["long_only"] = "long_only"
     policy_kind: ClassVar[bool] = False
-    side: ClassVar[str] = "lower"
+    bound_side: ClassVar[str | None] = "lower"
 
     def _bound(self) -> float | None:
         return 0.0

@@ -92,7 +92,7 @@ def _to_array(ndim: int) -> Callable[[Any], np.ndarray]:
 
 
 def _dump_array(value: np.ndarray) -> list[Any]:
-    return value.tolist()  # type: ignore[no-any-return]
+    return list(value.tolist())
 
 
 Vector = Annotated[

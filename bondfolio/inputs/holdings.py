@@ -23,7 +23,7 @@ class Holdings(StrictModel):
     currency. Hedge positions may be negative (short notional); others may not.
     """
 
-    schema_: Literal["bondfolio.holdings/1"] = Field(alias="schema", default=HOLDINGS_SCHEMA)
+    schema_: Literal["bondfolio.holdings/1"] = Field(alias="schema", default="bondfolio.holdings/1")
     unit: Literal["base", "tokens"] = "base"
     """Unit of ``positions``: base currency or token units."""
     positions: dict[str, float] = Field(default_factory=dict)

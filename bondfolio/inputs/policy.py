@@ -111,7 +111,8 @@ def _parse_constraints(value: Any) -> Any:
             for err in exc.errors():
                 field = ".".join(str(p) for p in err["loc"])
                 msg = str(err["msg"]).removeprefix("Value error, ")
-                problems.append(f"{subject} ({kind}): field '{field}': {msg}" if field else f"{subject} ({kind}): {msg}")
+                where = f"field '{field}': " if field else ""
+                problems.append(f"{subject} ({kind}): {where}{msg}")
     if problems:
         raise ValueError("\n".join(problems))
     return tuple(parsed)

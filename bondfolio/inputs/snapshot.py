@@ -205,7 +205,7 @@ class AsOf(StrictModel):
 class Snapshot(StrictModel):
     """An opportunity set at one moment: positions, yields and their risk."""
 
-    schema_: Literal["bondfolio.snapshot/1"] = Field(alias="schema", default=SNAPSHOT_SCHEMA)
+    schema_: Literal["bondfolio.snapshot/1"] = Field(alias="schema", default="bondfolio.snapshot/1")
     """Format version."""
     description: str | None = None
     """Where the numbers come from (e.g. the reader and RPC, or 'illustrative')."""
@@ -225,7 +225,8 @@ class Snapshot(StrictModel):
         seen: dict[str, int] = {}
         for i, opp in enumerate(self.opportunities):
             if opp.id in seen:
-                problems.append(f"opportunity '{opp.id}' appears twice (#{seen[opp.id] + 1} and #{i + 1}): ids must be unique")
+                problems.append(f"opportunity '{opp.id}' appears twice (#{seen[opp.id] + 1} and #{i + 1}): "
+                                "ids must be unique")
             seen.setdefault(opp.id, i)
             if opp.maturity is not None and opp.maturity <= self.as_of.timestamp:
                 problems.append(

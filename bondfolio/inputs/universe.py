@@ -78,7 +78,8 @@ class Universe:
                 amounts[i] = value
             InputError.collect(problems, "holdings")
             cash_amount = holdings.cash
-            held_value = float(np.sum(amounts[[o.kind is not Kind.hedge for o in snapshot.opportunities]])) + cash_amount
+            deposits = np.array([o.kind is not Kind.hedge for o in snapshot.opportunities])
+            held_value = float(np.sum(amounts[deposits])) + cash_amount
         if nav is None:
             if held_value is None:
                 raise InputError(
@@ -229,15 +230,17 @@ class Universe:
         return _psd_root(risk.covariance), np.zeros(self.n)
 
     def variance(self, w: np.ndarray) -> float:
-        """``w' Sigma w`` computed in the factor form."""
-        r, s = self.risk_factor
-        y = r.T @ w
-        return float(y @ y + np.sum((s * w) ** 2))
+        """``w' Sigma w`` (from the factors, never forming Sigma, when the risk is in factor form)."""
+        return float(w @ self.marginal_risk(w))
 
     def marginal_risk(self, w: np.ndarray) -> np.ndarray:
         """``Sigma w``, by opportunity."""
-        r, s = self.risk_factor
-        return r @ (r.T @ w) + s**2 * w
+        risk = self.snapshot.risk
+        if risk.covariance is not None:
+            return np.asarray(risk.covariance @ w)
+        assert risk.factors is not None
+        f = risk.factors
+        return np.asarray(f.loadings @ (f.factor_covariance @ (f.loadings.T @ w)) + f.specific_variance * w)
 
 
 def _psd_root(mat: np.ndarray) -> np.ndarray:

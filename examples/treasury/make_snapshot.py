@@ -105,7 +105,7 @@ def build() -> tuple[dict, dict]:
             loadings[i, col[f"depeg:{COINS[asset]}"]] = 1.0
         loadings[i, col[f"protocol:{protocol}"]] = 1.0
         specific[i] = round((0.002 + 0.03 * risk) ** 2, 10)
-    vols = np.array([RATE_VOL] + list(COIN_VOL.values()) + list(PROTOCOL_VOL.values()))
+    vols = np.array([RATE_VOL, *COIN_VOL.values(), *PROTOCOL_VOL.values()])
     corr = np.eye(k)
     a, b = col["depeg:USDe"], col["protocol:pendle"]
     corr[a, b] = corr[b, a] = 0.5

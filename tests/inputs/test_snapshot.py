@@ -131,7 +131,7 @@ def test_hedge_tier_must_match_kind() -> None:
 
 def test_negative_duration_only_for_hedges() -> None:
     raw = snapshot([opportunity("a", 0.05, duration=-1.0), opportunity("b", 0.04)])
-    with pytest.raises(InputError, match="duration -1.0 is negative: only hedges"):
+    with pytest.raises(InputError, match=r"duration -1\.0 is negative: only hedges"):
         load_snapshot(raw)
 
 

@@ -149,7 +149,8 @@ def test_fallback_order_recorded_and_check_enforced() -> None:
     assert [a["solver"] for a in attempts] == ["NOT_A_SOLVER", "CLARABEL"]
     assert attempts[0]["status"] == "not_installed" and attempts[1]["accepted"]
     # a check tolerance no floating-point answer meets: every solver is rejected, never silently accepted
-    strict = policy({"kind": "max_weight", "max": 0.6}, solver={"order": ["CLARABEL", "SCS"], "check_tolerance": 1e-300})
+    strict = policy({"kind": "max_weight", "max": 0.6},
+                    solver={"order": ["CLARABEL", "SCS"], "check_tolerance": 1e-300})
     with pytest.raises(CheckFailedError, match=r"every solver's answer violated a constraint") as info:
         bondfolio.allocate(snap, strict)
     assert [a["solver"] for a in info.value.attempts] == ["CLARABEL", "SCS"]
