@@ -20,8 +20,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import bondfolio  # noqa: E402
-from books import book  # noqa: E402
+from books import book
+
+import bondfolio
 
 
 def measure(n: int, repeats: int) -> dict[str, float]:
@@ -40,12 +41,13 @@ def measure(n: int, repeats: int) -> dict[str, float]:
 
 
 def peak_memory_mb(n: int) -> float:
+    here = str(Path(__file__).resolve().parent)
     code = (
-        "import resource, sys; sys.path.insert(0, %r)\n"
+        f"import resource, sys; sys.path.insert(0, {here!r})\n"
         "import bondfolio; from books import book\n"
-        "s, p, h = book(%d); d = bondfolio.allocate(s, p, h); d.metrics\n"
+        f"s, p, h = book({n}); d = bondfolio.allocate(s, p, h); d.metrics\n"
         "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n"
-    ) % (str(Path(__file__).resolve().parent), n)
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return float(out.stdout.strip().splitlines()[-1])
 

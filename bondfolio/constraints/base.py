@@ -177,7 +177,8 @@ class Vars:
     def update(self, universe: Universe) -> None:
         """Point the parameters at a new universe of the same shape."""
         self._universe = universe
-        if self._dense_cov is not None and not np.array_equal(self._dense_cov, universe.snapshot.risk.covariance):
+        cov = universe.snapshot.risk.covariance
+        if self._dense_cov is not None and (cov is None or not np.array_equal(self._dense_cov, cov)):
             raise InputError("the dense covariance changed: it is compiled as a constant, so build a new Program "
                              "(or give the risk model in factor form, whose numbers are Parameters)")
         if self._w0 is not None:
