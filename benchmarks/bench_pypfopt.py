@@ -23,9 +23,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from books import factor_model
+
 import bondfolio
 from bondfolio.inputs import load_policy, load_snapshot
-from books import factor_model
 
 GAMMA = 20.0
 

@@ -112,6 +112,7 @@ class Vars:
         self._trade_size: cp.Variable | None = None
         self._factor: cp.Variable | None = None
         self._risk_params: tuple[cp.Parameter, cp.Parameter] | None = None
+        self._specific_variance: cp.Parameter | None = None
         self._dense_cov: np.ndarray | None = None
 
     @property
@@ -159,12 +160,16 @@ class Vars:
         if cov is not None:
             self._dense_cov = cov
             return cp.quad_form(self.w, cp.psd_wrap(cov))
-        parts = self.risk
-        if not parts:
-            return cp.Constant(0.0)
-        total: cp.Expression = cp.sum_squares(parts[0])
-        for extra in parts[1:]:
-            total = total + cp.sum_squares(extra)
+        factor, specific = self._risk_parts()
+        total: cp.Expression = cp.Constant(0.0)
+        if factor is not None:
+            total = total + cp.sum_squares(factor)
+        if specific is not None:
+            # d' (w * w) rather than |s * w|^2: goes straight into the QP's quadratic term, no copy of w
+            if self._specific_variance is None:
+                _, s = self._universe.risk_factor
+                self._specific_variance = cp.Parameter(self.n, name="specific_variance", nonneg=True, value=s**2)
+            total = total + self._specific_variance @ cp.square(self.w)
         return total
 
     def volatility(self) -> cp.Expression:
@@ -187,6 +192,8 @@ class Vars:
             r, s = universe.risk_factor
             self._risk_params[0].value = r
             self._risk_params[1].value = s
+        if self._specific_variance is not None:
+            self._specific_variance.value = universe.risk_factor[1] ** 2
 
 
 @dataclass
