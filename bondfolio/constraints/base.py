@@ -298,11 +298,15 @@ class Constraint(ConstraintSpec):
         """An :class:`InputError` whose message starts with this constraint's label."""
         return InputError(f"constraint '{self.label}': {message}")
 
-    def compile(self, u: Universe, v: Vars, rows: Rows | None = None) -> Compiled:
-        """Compile against variables ``v``: ``lower <= f <= upper`` with bounds as Parameters."""
+    def resolve_checked(self, u: Universe) -> Rows:
+        """:meth:`resolve`, after checking that ``u`` has what the family needs (holdings)."""
         if self.requires_holdings and not u.has_holdings:
             raise self.fail("needs current holdings to compare against: pass holdings (--holdings FILE)")
-        rows = self.resolve(u) if rows is None else rows
+        return self.resolve(u)
+
+    def compile(self, u: Universe, v: Vars, rows: Rows | None = None) -> Compiled:
+        """Compile against variables ``v``: ``lower <= f <= upper`` with bounds as Parameters."""
+        rows = self.resolve_checked(u) if rows is None else rows
         params = ParamSet(rows.coefficients, rows.nonneg)
         expr = self.expression(rows, params, v)
         if expr.shape == ():

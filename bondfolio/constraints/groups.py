@@ -31,6 +31,13 @@ class _GroupBound(Constraint):
     def _bound(self) -> float | None:
         raise NotImplementedError
 
+    @model_validator(mode="after")
+    def _some(self) -> _GroupBound:
+        if self._bound() is None and not self.limits:
+            common = "max" if self.side == "upper" else "min"
+            raise ValueError(f"give '{common}' (every group) or 'limits' (named groups), or both")
+        return self
+
     def resolve(self, u: Universe) -> Rows:
         try:
             groups = u.groups(self.by)
@@ -81,12 +88,6 @@ class GroupCap(_GroupBound):
     max: Fraction | None = None
     """Common cap for every group, fraction of NAV."""
 
-    @model_validator(mode="after")
-    def _some(self) -> GroupCap:
-        if self.max is None and not self.limits:
-            raise ValueError("give 'max' (every group) or 'limits' (named groups), or both")
-        return self
-
     def _bound(self) -> float | None:
         return self.max
 
@@ -104,12 +105,6 @@ class GroupFloor(_GroupBound):
     """Common floor for every group, fraction of NAV."""
 
     side: ClassVar[str] = "lower"
-
-    @model_validator(mode="after")
-    def _some(self) -> GroupFloor:
-        if self.min is None and not self.limits:
-            raise ValueError("give 'min' (every group) or 'limits' (named groups), or both")
-        return self
 
     def _bound(self) -> float | None:
         return self.min

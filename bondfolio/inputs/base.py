@@ -143,15 +143,22 @@ def read_document(path: str | Path) -> Any:
         except tomllib.TOMLDecodeError as exc:
             raise InputError(f"file '{path}' is not valid TOML: {exc}") from None
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        # NaN/Infinity tokens are read here and rejected by validation, which names the field and id
+        return json.loads(text)
     except json.JSONDecodeError as exc:
         raise InputError(f"file '{path}' is not valid JSON: {exc}") from None
-    except ValueError as exc:
-        raise InputError(f"file '{path}': {exc}") from None
 
 
-def _reject_constant(token: str) -> float:
-    raise ValueError(f"non-finite number {token} in JSON: every number must be finite")
+def read_source(source: str | Path | Mapping[str, Any], noun: str) -> tuple[Any, str]:
+    """Python data and a label for messages, from a file path, JSON text or a mapping."""
+    if isinstance(source, Path) or (isinstance(source, str) and not source.lstrip().startswith(("{", "["))):
+        return read_document(source), f"{noun} '{source}'"
+    if isinstance(source, str):
+        try:
+            return json.loads(source), noun
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{noun} is not valid JSON: {exc}") from None
+    return source, noun
 
 
 Describe = Callable[[tuple[int | str, ...]], str]

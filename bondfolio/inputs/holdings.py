@@ -7,8 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from bondfolio.inputs.base import Amount, StrictModel, validate_document
-from bondfolio.inputs.snapshot import _raw
+from bondfolio.inputs.base import Amount, StrictModel, read_source, validate_document
 
 __all__ = ["HOLDINGS_SCHEMA", "Holdings", "load_holdings"]
 
@@ -38,5 +37,5 @@ def load_holdings(source: Holdings | str | Path | dict[str, Any]) -> Holdings:
     """Load and validate holdings from a model, a JSON file path, JSON text or a mapping."""
     if isinstance(source, Holdings):
         return source
-    raw, label = _raw(source, "holdings")
+    raw, label = read_source(source, "holdings")
     return validate_document(Holdings, raw, label)

@@ -21,8 +21,7 @@ from typing import Annotated, Any, ClassVar
 
 from pydantic import BeforeValidator, Field, SerializeAsAny, ValidationError, field_validator
 
-from bondfolio.inputs.base import StrictModel, validate_document
-from bondfolio.inputs.snapshot import _raw
+from bondfolio.inputs.base import StrictModel, read_source, validate_document
 
 __all__ = [
     "DEFAULT_SOLVERS",
@@ -181,7 +180,7 @@ def load_policy(source: Policy | str | Path | dict[str, Any]) -> Policy:
     """Load and validate a policy from a model, a TOML (or JSON) file path, JSON text or a mapping."""
     if isinstance(source, Policy):
         return source
-    raw, label = _raw(source, "policy")
+    raw, label = read_source(source, "policy")
     if isinstance(raw, dict) and isinstance(raw.get("name"), str):
         label = f"{label} ('{raw['name']}')" if label != "policy" else f"policy '{raw['name']}'"
     return validate_document(Policy, raw, label)

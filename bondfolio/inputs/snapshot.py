@@ -15,7 +15,6 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field, field_validator, model_validator
 
-from bondfolio.errors import InputError
 from bondfolio.inputs.base import (
     Amount,
     Apy,
@@ -23,7 +22,7 @@ from bondfolio.inputs.base import (
     StrictModel,
     Vector,
     Years,
-    read_document,
+    read_source,
     subject_in_list,
     validate_document,
 )
@@ -313,19 +312,5 @@ def load_snapshot(source: Snapshot | str | Path | dict[str, Any]) -> Snapshot:
     """
     if isinstance(source, Snapshot):
         return source
-    raw, label = _raw(source, "snapshot")
+    raw, label = read_source(source, "snapshot")
     return validate_document(Snapshot, raw, label, subject_in_list(raw, "opportunities", "opportunity"))
-
-
-def _raw(source: str | Path | dict[str, Any], noun: str) -> tuple[Any, str]:
-    """Python data and a label for error messages, from a path, JSON text or a mapping."""
-    import json
-
-    if isinstance(source, Path) or (isinstance(source, str) and not source.lstrip().startswith(("{", "["))):
-        return read_document(source), f"{noun} '{source}'"
-    if isinstance(source, str):
-        try:
-            return json.loads(source), noun
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{noun} is not valid JSON: {exc}") from None
-    return source, noun

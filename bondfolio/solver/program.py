@@ -128,9 +128,7 @@ class Program:
         self.vars = v
         rows = []
         for c in self.constraints:
-            if c.requires_holdings and not u.has_holdings:
-                raise c.fail("needs current holdings to compare against: pass holdings (--holdings FILE)")
-            rows.append(c.resolve(u))
+            rows.append(c.resolve_checked(u))
         for c, r in zip(self.constraints, rows, strict=True):
             implied = c.implies_within_available(r)
             if implied is not None:

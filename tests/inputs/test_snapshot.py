@@ -46,8 +46,14 @@ def test_non_finite_number_named_by_id() -> None:
 def test_non_finite_number_in_file_rejected(tmp_path) -> None:
     path = tmp_path / "s.json"
     path.write_text(json.dumps(snapshot(two())).replace('"apy": 0.05', '"apy": Infinity'))
-    with pytest.raises(InputError, match="non-finite number Infinity"):
+    with pytest.raises(InputError, match=r"opportunity 'a': field 'opportunities.0.apy': Input should be a finite"):
         load_snapshot(path)
+
+
+def test_non_finite_matrix_entry_located() -> None:
+    text = json.dumps(snapshot(two())).replace("0.0001", "NaN", 1)
+    with pytest.raises(InputError, match=r"field 'risk.covariance': array holds non-finite numbers at \(0, 0\)"):
+        load_snapshot(text)
 
 
 def test_string_number_not_coerced() -> None:
