@@ -1,0 +1,159 @@
+"""The devnet world: one of each protocol the readers support, with live utilization, on a local node.
+
+``build_world(w3)`` deploys (about 3 s on anvil):
+
+- Multicall3 at its canonical address (project-written, see ``contracts/Multicall3.sol``);
+- a real Aave v3 market (npm ``@aave/core-v3`` artifacts): USDC, DAI, WETH; USDC and DAI borrowed;
+- a Comet-ABI market (project-written ``CometRates``) on a USDC-like token, 70 % utilized;
+- Morpho Blue (compiled from npm ``@morpho-org/morpho-blue``) with the project-written adaptive-curve
+  IRM, one USDC market against WETH collateral, borrowed, with a fee, and time passed so the rate at
+  target has adapted;
+- an OpenZeppelin ERC-4626 savings vault over DAI whose share price grew over a week;
+- two Pendle-market-ABI contracts (project-written ``PendleMarketState``) expiring in 90 and 180 days.
+
+It returns a :class:`World` with every address, and ``markets_toml()`` writes the MARKETS.toml that
+``bondfolio snapshot`` reads.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from web3 import Web3
+
+from devnet.aave import AaveMarket, deploy_market, seed_liquidity
+from devnet.deploy import Deployer, built
+
+MULTICALL3 = "0xcA11bde05977b3631167028862bE2a173976CA11"
+YEAR = 365 * 24 * 3600
+WAD = 10**18
+
+
+def per_second(apr: float) -> int:
+    """An annual rate as Comet's per-second rate scaled by 1e18 (truncated, as Comet's config does)."""
+    return int(apr * WAD) // YEAR
+
+
+@dataclass
+class World:
+    """Addresses of everything deployed."""
+
+    aave: AaveMarket
+    comet: str
+    comet_base: str
+    morpho: str
+    morpho_irm: str
+    morpho_market_id: str
+    morpho_loan: str
+    vault: str
+    vault_asset: str
+    vault_lookback_blocks: int
+    pendle_markets: dict[str, str] = field(default_factory=dict)
+    block: int = 0
+
+    def markets_toml(self) -> str:
+        """A MARKETS.toml naming every market of the world (chain ``devnet``)."""
+        a = self.aave
+        lines = [
+            "# Markets on the local devnet world (devnet/world.py).",
+            "",
+            "[[markets]]", 'protocol = "aave-v3"', 'chain = "devnet"', f'pool = "{a.pool.address}"',
+            f'asset = "{a.tokens["USDC"].address}"', 'id = "aave-v3-devnet-usdc"', 'tags = ["oracle:mock"]', "",
+            "[[markets]]", 'protocol = "aave-v3"', 'chain = "devnet"', f'pool = "{a.pool.address}"',
+            f'asset = "{a.tokens["DAI"].address}"', 'id = "aave-v3-devnet-dai"', "",
+            "[[markets]]", 'protocol = "compound-v3"', 'chain = "devnet"', f'comet = "{self.comet}"',
+            'id = "compound-v3-devnet-usdc"', "",
+            "[[markets]]", 'protocol = "morpho-blue"', 'chain = "devnet"', f'morpho = "{self.morpho}"',
+            f'market_id = "{self.morpho_market_id}"', 'id = "morpho-blue-devnet-weth-usdc-86"', "risk_score = 0.25",
+            "",
+            "[[markets]]", 'protocol = "erc4626"', 'chain = "devnet"', f'vault = "{self.vault}"',
+            f"lookback_blocks = {self.vault_lookback_blocks}", 'id = "savings-devnet-dai"', 'tier = "core"', "",
+        ]
+        for name, address in self.pendle_markets.items():
+            lines += ["[[markets]]", 'protocol = "pendle-pt"', 'chain = "devnet"', f'market = "{address}"',
+                      f'id = "pendle-pt-devnet-{name}"', 'asset = "USDe"', ""]
+        return "\n".join(lines)
+
+
+def place_multicall(w3: Web3) -> None:
+    """Deploy Multicall3 and copy its runtime code to the canonical address."""
+    contract = Deployer(w3).deploy(built("Multicall3"))
+    code = w3.eth.get_code(contract.address)
+    w3.provider.make_request("anvil_setCode", [MULTICALL3, "0x" + bytes(code).hex()])
+
+
+def advance(w3: Web3, seconds: int, blocks: int = 1) -> None:
+    """Move the chain's clock forward and mine ``blocks`` blocks."""
+    w3.provider.make_request("evm_increaseTime", [seconds])
+    for _ in range(blocks):
+        w3.provider.make_request("evm_mine", [])
+
+
+def build_world(w3: Web3) -> World:
+    d = Deployer(w3)
+    admin, lender, borrower = w3.eth.accounts[0], w3.eth.accounts[1], w3.eth.accounts[2]
+    place_multicall(w3)
+
+    aave = deploy_market(w3)
+    seed_liquidity(w3, aave)
+
+    # Compound v3 (Comet ABI): supply kink 85 %, 3.5 %/yr below, 90 %/yr above; borrow 1 % + 4 %/yr, 120 %/yr above
+    usdc = d.deploy(built("TestToken"), "USD Coin (devnet)", "USDC", 6)
+    comet = d.deploy(built("CometRates"), usdc.address, [
+        int(0.85 * WAD), per_second(0.035), per_second(0.90), 0,
+        int(0.85 * WAD), per_second(0.04), per_second(1.20), per_second(0.01),
+    ])
+    d.send(comet.functions.setTotals(10_000_000 * 10**6, 7_000_000 * 10**6))
+
+    # Morpho Blue with the adaptive-curve IRM
+    morpho = d.deploy(built("Morpho"), admin)
+    irm = d.deploy(built("AdaptiveCurveIrm"), morpho.address)
+    loan = d.deploy(built("ERC20Mock"))
+    collateral = d.deploy(built("ERC20Mock"))
+    oracle = d.deploy(built("OracleMock"))
+    d.send(oracle.functions.setPrice(3000 * 10**36))  # 1 collateral unit = 3000 loan units (both 18 decimals)
+    lltv = 86 * 10**16
+    d.send(morpho.functions.enableIrm(irm.address))
+    d.send(morpho.functions.enableLltv(lltv))
+    params = (loan.address, collateral.address, oracle.address, irm.address, lltv)
+    d.send(morpho.functions.createMarket(params))
+    d.send(morpho.functions.setFeeRecipient(admin))
+    d.send(morpho.functions.setFee(params, 10 * 10**16))  # 10 % fee
+    market_id = Web3.keccak(w3.codec.encode(["(address,address,address,address,uint256)"], [params]))
+    for who, amount in ((lender, 4_000_000 * WAD), (borrower, 0)):
+        if amount:
+            d.send(loan.functions.setBalance(who, amount))
+            d.send(loan.functions.approve(morpho.address, amount), who)
+            d.send(morpho.functions.supply(params, amount, 0, who, b""), who)
+    d.send(collateral.functions.setBalance(borrower, 2_000 * WAD))
+    d.send(collateral.functions.approve(morpho.address, 2_000 * WAD), borrower)
+    d.send(morpho.functions.supplyCollateral(params, 2_000 * WAD, borrower, b""), borrower)
+    d.send(morpho.functions.borrow(params, 3_400_000 * WAD, 0, borrower, borrower), borrower)  # 85 % utilized
+
+    # ERC-4626 savings vault over Aave's DAI token; a week of yield dripped in
+    dai = aave.tokens["DAI"]
+    vault = d.deploy(built("TestVault"), dai.address, "Savings DAI (devnet)", "sDAI")
+    deposit = 1_000_000 * WAD
+    d.send(dai.functions.mint(lender, deposit), lender)
+    d.send(dai.functions.approve(vault.address, deposit), lender)
+    d.send(vault.functions.deposit(deposit, lender), lender)
+    start_block = w3.eth.block_number
+
+    # Pendle principal-token markets (Pendle market ABI), implied APY 8 % and 9 %
+    now = w3.eth.get_block("latest")["timestamp"]
+    pendle_markets: dict[str, str] = {}
+    for name, days, apy in (("usde-90d", 90, 0.08), ("usde-180d", 180, 0.09)):
+        state = (10**24, 10**24, 10**24, admin, 10**20, now + days * 86400 + 7 * 86400, 0, 80,
+                 int(math.log1p(apy) * WAD))
+        market = d.deploy(built("PendleMarketState"), state, usdc.address, usdc.address, usdc.address)
+        pendle_markets[name] = market.address
+
+    advance(w3, 7 * 86400, blocks=5)  # a week passes: Morpho's rate at target adapts
+    d.send(dai.functions.mint(vault.address, 1_000 * WAD))  # 1,000 DAI of yield on 1,000,000 over a week
+    d.send(morpho.functions.accrueInterest(params))
+    advance(w3, 12, blocks=1)
+    block = w3.eth.block_number
+    return World(aave, comet.address, usdc.address, morpho.address, irm.address,
+                 "0x" + market_id.hex().removeprefix("0x"), loan.address, vault.address, dai.address,
+                 block - start_block, pendle_markets, block)
