@@ -14,9 +14,11 @@ from collections.abc import Iterable, Sequence
 __all__ = [
     "EXIT_CODES",
     "BondfolioError",
+    "ChainError",
     "CheckFailedError",
     "InfeasibleError",
     "InputError",
+    "MarketError",
     "SolverError",
     "UnboundedError",
     "exit_code_for",
@@ -90,11 +92,22 @@ class CheckFailedError(SolverError):
     """A solver claimed success but the independent numpy check found a violated constraint."""
 
 
+class ChainError(BondfolioError, ConnectionError):
+    """Reading the chain failed: the node did not answer, answered badly, or changed under us (after
+    bounded retries). Carries no credentials: RPC URLs are redacted before they reach a message."""
+
+
+class MarketError(InputError):
+    """A market named in MARKETS.toml cannot be read as the protocol it claims (no code at the
+    address, unknown market id, wrong chain)."""
+
+
 #: Exit codes of the command line, by error class (first match in method resolution order wins).
 EXIT_CODES: dict[type[BaseException], int] = {
     InputError: 2,
     InfeasibleError: 3,
     SolverError: 4,
+    ChainError: 6,
 }
 
 

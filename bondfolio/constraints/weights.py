@@ -12,7 +12,7 @@ from bondfolio.constraints.base import Constraint, ParamSet, Point, Rows, Vars
 from bondfolio.constraints.select import Selector
 from bondfolio.inputs.universe import Universe
 
-__all__ = ["LongOnly", "MaxWeight", "MinWeight"]
+__all__ = ["LongOnly", "MaxWeight", "MinWeight", "NoNewDeposits"]
 
 
 class _WeightBound(Constraint):
@@ -104,3 +104,22 @@ class LongOnly(_WeightBound):
     def resolve(self, u: Universe) -> Rows:
         idx = np.flatnonzero(~u.hedge)
         return Rows([u.ids[i] for i in idx], np.zeros(idx.size), np.full(idx.size, np.inf), structure={"idx": idx})
+
+
+class NoNewDeposits(_WeightBound):
+    r"""Markets that accept no deposits (frozen or paused) can only shrink: added by the solver for
+    every opportunity with ``depositable = false``, not written in policies.
+
+    .. math:: w_i \le w^0_i \qquad i : \text{not depositable}
+    """
+
+    kind: Literal["no_new_deposits"] = "no_new_deposits"
+    policy_kind: ClassVar[bool] = False
+
+    def _bound(self) -> float | None:
+        return None
+
+    def resolve(self, u: Universe) -> Rows:
+        idx = np.array([i for i, o in enumerate(u.snapshot.opportunities) if not o.depositable], dtype=int)
+        return Rows([u.ids[i] for i in idx], np.full(idx.size, -np.inf), np.asarray(u.w0)[idx],
+                    structure={"idx": idx})

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from pydantic import Field, field_validator, model_validator
@@ -30,10 +30,12 @@ from bondfolio.inputs.base import (
 __all__ = [
     "PSD_TOLERANCE",
     "SNAPSHOT_SCHEMA",
+    "AdaptiveCurve",
     "AsOf",
     "ChainBlock",
     "FactorRisk",
     "Kind",
+    "KinkedCurve",
     "Opportunity",
     "RiskModel",
     "Snapshot",
@@ -70,6 +72,43 @@ class Tier(StrEnum):
     core = "core"
     yield_ = "yield"
     hedge = "hedge"
+
+
+class KinkedCurve(StrictModel):
+    """A two-slope rate curve (Aave v3, Compound v3). Rates are APRs as decimals.
+
+    ``applies_to = "borrow"`` (Aave): the curve gives the borrow rate at utilization U and suppliers
+    earn ``borrow_rate(U) * U * (1 - reserve_factor)``. ``applies_to = "supply"`` (Compound v3): the
+    curve gives the supply rate directly.
+    """
+
+    model: Literal["kinked"] = "kinked"
+    applies_to: Literal["borrow", "supply"]
+    kink: float = Field(ge=0.0, le=1.0)
+    """Utilization where the second slope starts (Aave's optimal usage ratio)."""
+    base: float
+    slope_low: float
+    slope_high: float
+    reserve_factor: float = Field(default=0.0, ge=0.0, le=1.0)
+    total_supply: float = Field(ge=0.0)
+    """Supplied, base currency."""
+    total_borrow: float = Field(ge=0.0)
+    """Borrowed, base currency."""
+
+
+class AdaptiveCurve(StrictModel):
+    """Morpho's adaptive-curve IRM at the read block. Rates are APRs as decimals."""
+
+    model: Literal["adaptive"] = "adaptive"
+    rate_at_target: float = Field(ge=0.0)
+    target_utilization: float = Field(default=0.9, gt=0.0, lt=1.0)
+    steepness: float = Field(default=4.0, gt=1.0)
+    fee: float = Field(default=0.0, ge=0.0, le=1.0)
+    total_supply: float = Field(ge=0.0)
+    total_borrow: float = Field(ge=0.0)
+
+
+RateCurve = Annotated[KinkedCurve | AdaptiveCurve, Field(discriminator="model")]
 
 
 class Opportunity(StrictModel):
@@ -111,6 +150,10 @@ class Opportunity(StrictModel):
     """Named numeric exposures per unit of weight, e.g. ``{"delta:ETH": 0.5}``."""
     name: str | None = None
     """Human-readable name."""
+    depositable: bool = True
+    """False for a frozen or paused market: the position may shrink but never grow."""
+    rate_curve: RateCurve | None = None
+    """The market's interest-rate curve and totals at the read block, when a reader knows them."""
 
     @field_validator("maturity")
     @classmethod

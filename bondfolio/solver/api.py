@@ -59,7 +59,7 @@ def validate(snapshot: SnapshotLike, policy: PolicyLike | None = None,
         u = Universe.build(snap, hold, pol.nav)
         trading_costs(u, pol)
         rows = {}
-        for c in effective_constraints(pol):
+        for c in effective_constraints(pol, snap.opportunities):
             rows[c.label] = len(c.resolve_checked(u).labels)
         summary.update({"policy": pol.name, "nav": u.nav, "constraints": rows})
     return summary

@@ -16,6 +16,7 @@ compilation (``ignore_dpp``), which is several times faster the first time.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,9 +25,10 @@ import numpy as np
 
 from bondfolio.constraints.base import Compiled, Constraint, ParamSet, Point, RowResult, Rows, Vars
 from bondfolio.constraints.budget import Budget
-from bondfolio.constraints.weights import LongOnly
+from bondfolio.constraints.weights import LongOnly, NoNewDeposits
 from bondfolio.errors import CheckFailedError, InfeasibleError, InputError, SolverError, UnboundedError
 from bondfolio.inputs.policy import Policy
+from bondfolio.inputs.snapshot import Opportunity
 from bondfolio.inputs.universe import Universe
 
 __all__ = ["OBJECTIVE_SCALE", "SOLVER_OPTIONS", "Attempt", "Program", "Solution", "effective_constraints"]
@@ -43,9 +45,10 @@ SOLVER_OPTIONS: dict[str, dict[str, Any]] = {
 }
 
 
-def effective_constraints(policy: Policy) -> list[Constraint]:
-    """The policy's constraints plus what every program has: ``long_only`` always, and ``budget``
-    (fully invested) when the policy gives none. Raises if a policy gives two budgets."""
+def effective_constraints(policy: Policy, policy_opportunities: Sequence[Opportunity] = ()) -> list[Constraint]:
+    """The policy's constraints plus what every program has: ``long_only`` always, ``budget`` (fully
+    invested) when the policy gives none, and ``no_new_deposits`` when an opportunity is not
+    depositable. Raises if a policy gives two budgets."""
     constraints: list[Constraint] = []
     for spec in policy.constraints:
         if not isinstance(spec, Constraint):
@@ -57,6 +60,8 @@ def effective_constraints(policy: Policy) -> list[Constraint]:
     if not budgets:
         constraints.insert(0, Budget())
     constraints.insert(1, LongOnly())
+    if any(not o.depositable for o in policy_opportunities):
+        constraints.insert(2, NoNewDeposits())
     labels = [c.label for c in constraints]
     dupes = sorted({x for x in labels if labels.count(x) > 1})
     if dupes:
@@ -122,7 +127,7 @@ class Program:
         start = time.perf_counter()
         self.universe = universe
         self.policy = policy
-        self.constraints = effective_constraints(policy)
+        self.constraints = effective_constraints(policy, universe.snapshot.opportunities)
         u = universe
         v = Vars(u)
         self.vars = v
