@@ -21,6 +21,7 @@ from bondfolio.errors import BondfolioError, InputError, exit_code_for
 __all__ = ["main", "write_atomic"]
 
 EPILOG = "exit codes: 0 ok, 2 invalid input, 3 infeasible policy, 4 solver failure"
+SNAPSHOT_EPILOG = EPILOG + ", 6 chain or RPC failure"
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -68,6 +69,18 @@ def _parser() -> argparse.ArgumentParser:
     val.add_argument("policy", type=Path, nargs="?", metavar="POLICY", help="policy TOML (or JSON) file")
     val.add_argument("--holdings", type=Path, metavar="FILE", help="current holdings JSON file")
 
+    snap = sub.add_parser("snapshot", help="read markets from the chain into a snapshot",
+                          description="Read every market of MARKETS.toml at one pinned block per chain and "
+                                      "write a snapshot that 'bondfolio allocate' accepts. Read-only: no key is "
+                                      "accepted and no transaction is sent.", epilog=SNAPSHOT_EPILOG)
+    snap.add_argument("--markets", type=Path, required=True, metavar="MARKETS.toml", help="markets to read")
+    snap.add_argument("--out", type=Path, required=True, metavar="SNAPSHOT.json", help="where to write (atomic)")
+    snap.add_argument("--rpc", action="append", default=[], metavar="[CHAIN=]URL",
+                      help="JSON-RPC URL for every chain, or CHAIN=URL (repeatable); default: "
+                           "BONDFOLIO_RPC_URL_<CHAIN> or BONDFOLIO_RPC_URL")
+    snap.add_argument("--block", type=int, metavar="N", help="block number to pin (default: latest)")
+    snap.add_argument("--risk", type=Path, metavar="RISK.toml", help="volatilities of the default factor model")
+
     sch = sub.add_parser("schema", help="print the JSON Schema of an input format",
                          description="Print the JSON Schema of the snapshot, holdings or policy format.")
     sch.add_argument("which", choices=("snapshot", "holdings", "policy"), nargs="?", default="snapshot",
@@ -113,6 +126,26 @@ def _validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _snapshot(args: argparse.Namespace) -> int:
+    from bondfolio.adapters.risk import load_risk_prior
+    from bondfolio.adapters.snapshot import environment, load_markets, read_snapshot, resolve_rpc, stderr_progress
+
+    _, specs = load_markets(args.markets)
+    rpc = resolve_rpc(sorted({s.chain for s in specs}), args.rpc, environment())
+    snapshot, report = read_snapshot(args.markets, rpc, args.block, load_risk_prior(args.risk), stderr_progress)
+    write_atomic(args.out, snapshot.model_dump_json(indent=1, by_alias=True, exclude_none=True) + "\n")
+    if sys.stderr.isatty():
+        print(file=sys.stderr)
+    for chain, info in report.items():
+        if chain == "details":
+            continue
+        print(f"chain '{chain}': block {info['block']} ({info['hash'][:10]}…), {info['markets']} markets, "
+              f"{info['rounds']} rounds, {info['requests']} requests"
+              + (", Multicall3" if info["multicall3"] else ", batched JSON-RPC"))
+    print(f"snapshot written to {args.out}: {len(snapshot.opportunities)} opportunities")
+    return 0
+
+
 def _schema(args: argparse.Namespace) -> int:
     print(json.dumps(schema(args.which), indent=2))
     return 0
@@ -139,7 +172,7 @@ def schema(which: str) -> dict[str, Any]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     args = _parser().parse_args(argv)
-    handler = {"allocate": _allocate, "validate": _validate, "schema": _schema}[args.command]
+    handler = {"allocate": _allocate, "validate": _validate, "snapshot": _snapshot, "schema": _schema}[args.command]
     try:
         return handler(args)
     except BondfolioError as exc:

@@ -72,7 +72,7 @@ class World:
         ]
         for name, address in self.pendle_markets.items():
             lines += ["[[markets]]", 'protocol = "pendle-pt"', 'chain = "devnet"', f'market = "{address}"',
-                      f'id = "pendle-pt-devnet-{name}"', 'asset = "USDe"', ""]
+                      f'id = "pendle-pt-devnet-{name}"', 'symbol = "USDe"', ""]
         return "\n".join(lines)
 
 
@@ -109,8 +109,8 @@ def build_world(w3: Web3) -> World:
     # Morpho Blue with the adaptive-curve IRM
     morpho = d.deploy(built("Morpho"), admin)
     irm = d.deploy(built("AdaptiveCurveIrm"), morpho.address)
-    loan = d.deploy(built("ERC20Mock"))
-    collateral = d.deploy(built("ERC20Mock"))
+    loan = d.deploy(built("TestToken"), "USD Coin (Morpho devnet)", "USDC", 18)
+    collateral = d.deploy(built("TestToken"), "Wrapped Ether (Morpho devnet)", "WETH", 18)
     oracle = d.deploy(built("OracleMock"))
     d.send(oracle.functions.setPrice(3000 * 10**36))  # 1 collateral unit = 3000 loan units (both 18 decimals)
     lltv = 86 * 10**16
@@ -123,10 +123,10 @@ def build_world(w3: Web3) -> World:
     market_id = Web3.keccak(w3.codec.encode(["(address,address,address,address,uint256)"], [params]))
     for who, amount in ((lender, 4_000_000 * WAD), (borrower, 0)):
         if amount:
-            d.send(loan.functions.setBalance(who, amount))
+            d.send(loan.functions.mint(who, amount))
             d.send(loan.functions.approve(morpho.address, amount), who)
             d.send(morpho.functions.supply(params, amount, 0, who, b""), who)
-    d.send(collateral.functions.setBalance(borrower, 2_000 * WAD))
+    d.send(collateral.functions.mint(borrower, 2_000 * WAD))
     d.send(collateral.functions.approve(morpho.address, 2_000 * WAD), borrower)
     d.send(morpho.functions.supplyCollateral(params, 2_000 * WAD, borrower, b""), borrower)
     d.send(morpho.functions.borrow(params, 3_400_000 * WAD, 0, borrower, borrower), borrower)  # 85 % utilized

@@ -177,7 +177,7 @@ class MarketSpec(StrictModel):
     """Override of the protocol's default risk score."""
     tier: Tier | None = None
     tags: tuple[str, ...] = ()
-    asset: str | None = None
+    symbol: str | None = None
     """Override of the asset symbol read from the chain."""
 
     default_risk_score: ClassVar[float] = 0.2

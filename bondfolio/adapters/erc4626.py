@@ -1,0 +1,91 @@
+"""ERC-4626 vaults (sDAI/sUSDS, tokenized T-bill wrappers): share price, assets, yield from growth.
+
+Yield is the share price's growth between the pinned block and ``lookback_blocks`` earlier,
+annualized by compounding over the two blocks' timestamps:
+``apy = (p1 / p0) ** (seconds_per_year / (t1 - t0)) - 1`` with ``p = convertToAssets(10 ** decimals)``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from bondfolio.adapters.base import (
+    SECONDS_PER_YEAR,
+    Fn,
+    MarketSpec,
+    ReadContext,
+    Reader,
+    block_timestamp,
+    checksum,
+    fraction,
+)
+from bondfolio.adapters.erc20 import DECIMALS, SYMBOL
+
+__all__ = ["Erc4626Vault", "growth_apy"]
+
+ASSET = Fn("asset()", "address")
+TOTAL_ASSETS = Fn("totalAssets()", "uint256")
+CONVERT_TO_ASSETS = Fn("convertToAssets(uint256)", "uint256")
+
+
+def growth_apy(p0: int, p1: int, seconds: int) -> float:
+    """Annualized compounded growth from ``p0`` to ``p1`` over ``seconds``."""
+    if p0 <= 0 or seconds <= 0:
+        raise ValueError("share price and time span must be positive")
+    return math.expm1(math.log(p1 / p0) * SECONDS_PER_YEAR / seconds)
+
+
+class Erc4626Vault(MarketSpec):
+    """``protocol = "erc4626"``: a vault by ``vault`` address; yield over ``lookback_blocks``."""
+
+    protocol: Literal["erc4626"] = "erc4626"
+    vault: str
+    lookback_blocks: int = Field(default=50_400, ge=1)
+    """Blocks between the two share-price reads (50,400 is about a week of 12-second blocks)."""
+    price: float = 1.0
+    """Base currency per unit of the vault's asset."""
+    kind: Literal["floating", "fixed", "vault"] = "vault"
+    duration: float = Field(default=0.0, ge=0.0)
+    """Years of rate sensitivity (T-bill wrappers: their weighted maturity)."""
+    withdrawal_delay_days: float = Field(default=0.0, ge=0.0)
+
+    default_risk_score = 0.15
+
+    @field_validator("vault")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        return checksum(value, "vault address")
+
+    def address_label(self) -> str:
+        return self.vault
+
+    def reader(self, ctx: ReadContext) -> Reader:
+        then = ctx.block_number - self.lookback_blocks
+        if then < 0:
+            raise self.fail(f"lookback_blocks {self.lookback_blocks} reaches before block 0 (pinned block "
+                            f"{ctx.block_number}): use a smaller lookback")
+        first = yield [ASSET(self.vault), DECIMALS(self.vault), TOTAL_ASSETS(self.vault), SYMBOL(self.vault)]
+        asset = self.expect(first[0], "reading the vault's asset").value
+        decimals = int(self.expect(first[1], "reading the vault's decimals").value)
+        total = int(self.expect(first[2], "reading total assets").value)
+        unit = 10**decimals
+        second = yield [CONVERT_TO_ASSETS(self.vault, unit), CONVERT_TO_ASSETS(self.vault, unit).at(then),
+                        block_timestamp(then), SYMBOL(asset), DECIMALS(asset)]
+        p1 = int(self.expect(second[0], "reading the share price").value)
+        p0 = int(self.expect(second[1], f"reading the share price at block {then}").value)
+        t0 = int(self.expect(second[2], f"reading the timestamp of block {then}").value)
+        symbol = self.symbol or (second[3].value if second[3].ok else asset)
+        asset_scale = 10 ** int(self.expect(second[4], "reading the asset's decimals").value)
+        share_price = fraction(p1, asset_scale) * self.price
+        vault_symbol = first[3].value if first[3].ok else self.vault
+        return {
+            "id": self.id or f"erc4626-{self.chain}-{str(vault_symbol).lower()}",
+            "protocol": "erc4626", "chain": self.chain, "asset": symbol, "kind": self.kind,
+            "apy": growth_apy(p0, p1, ctx.timestamp - t0), "duration": self.duration,
+            "tvl": fraction(total, asset_scale) * self.price, "price": share_price, "market": self.vault,
+            "withdrawal_delay_days": self.withdrawal_delay_days,
+            "_details": {"share_price_now": p1, "share_price_then": p0, "seconds": ctx.timestamp - t0},
+        }

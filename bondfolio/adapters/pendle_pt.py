@@ -1,0 +1,76 @@
+"""Pendle v2 principal tokens: fixed-rate, fixed-maturity (on-chain zero-coupon bonds).
+
+From ``readState`` the market's ``expiry`` and ``lastLnImpliedRate`` (ln(1 + implied APY), 1e18):
+implied APY = ``exp(ln_rate) - 1``, PT price in asset = ``exp(-ln_rate * time_to_expiry / 365 days)``,
+duration = time to expiry in years. An expired market is an error (its PT redeems 1:1: hold the asset).
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from typing import Literal
+
+from pydantic import field_validator
+
+from bondfolio.adapters.base import (
+    MULTICALL3,
+    SECONDS_PER_YEAR,
+    WAD,
+    Fn,
+    MarketSpec,
+    ReadContext,
+    Reader,
+    checksum,
+    fraction,
+)
+from bondfolio.adapters.erc20 import DECIMALS, SYMBOL
+
+__all__ = ["PendlePtMarket"]
+
+# MarketState is a static struct: decoded as its 9 fields in a row
+READ_STATE = Fn("readState(address)", "int256,int256,int256,address,int256,uint256,uint256,uint256,uint256")
+READ_TOKENS = Fn("readTokens()", "address,address,address")
+
+
+class PendlePtMarket(MarketSpec):
+    """``protocol = "pendle-pt"``: the PT of a Pendle market by ``market`` address."""
+
+    protocol: Literal["pendle-pt"] = "pendle-pt"
+    market: str
+    price: float = 1.0
+    """Base currency per unit of the PT's underlying asset (1 for stablecoins)."""
+
+    default_risk_score = 0.30
+
+    @field_validator("market")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        return checksum(value, "market address")
+
+    def address_label(self) -> str:
+        return self.market
+
+    def reader(self, ctx: ReadContext) -> Reader:
+        first = yield [READ_STATE(self.market, MULTICALL3), READ_TOKENS(self.market)]
+        state = self.expect(first[0], "reading the market state").values
+        assert state is not None
+        pt = self.expect(first[1], "reading the market's tokens").values[1]  # type: ignore[index]
+        expiry, ln_rate = int(state[5]), int(state[8])
+        if expiry <= ctx.timestamp:
+            raise self.fail(f"expired at {datetime.fromtimestamp(expiry, UTC).isoformat()}: its PT redeems 1:1; "
+                            "drop the market from MARKETS.toml")
+        second = yield [SYMBOL(pt), DECIMALS(pt)]
+        symbol = self.symbol or (second[0].value if second[0].ok else pt)
+        years = (expiry - ctx.timestamp) / SECONDS_PER_YEAR
+        rate = fraction(ln_rate, WAD)
+        maturity = datetime.fromtimestamp(expiry, UTC)
+        return {
+            "id": self.id or f"pendle-pt-{self.chain}-{str(symbol).lower()}-{maturity:%Y-%m-%d}",
+            "protocol": "pendle", "chain": self.chain, "asset": symbol, "kind": "fixed",
+            "apy": math.expm1(rate), "duration": years, "maturity": maturity.isoformat(),
+            "price": math.exp(-rate * years) * self.price, "market": self.market,
+            "_details": {"ln_implied_rate": ln_rate, "expiry": expiry, "pt": pt},
+        }
+
+
