@@ -1,0 +1,172 @@
+"""Readers against real contracts on anvil: every number equals the contract's own answer."""
+
+from __future__ import annotations
+
+import math
+from decimal import Decimal, localcontext
+
+import pytest
+from web3 import Web3
+
+from bondfolio.adapters.base import RAY, SECONDS_PER_YEAR, WAD, apr_to_apy
+from bondfolio.adapters.snapshot import read_snapshot
+from devnet.deploy import aave_artifact, built
+from tests.adapters.conftest import Chain
+
+
+@pytest.fixture(scope="module")
+def snap(chain: Chain):  # type: ignore[no-untyped-def]
+    snapshot, report = read_snapshot(chain.markets, {"devnet": chain.node.url})
+    return {o.id: o for o in snapshot.opportunities}, report, snapshot
+
+
+def compounded(numerator: int, denominator: int, periods: int) -> float:
+    """(1 + n/(d*periods))^periods - 1 in 50-digit decimal arithmetic: an independent reference
+    (in floats, 1 + x loses ~1e-7 of x's precision for per-second rates)."""
+    with localcontext() as ctx:
+        ctx.prec = 50
+        return float((1 + Decimal(numerator) / Decimal(denominator) / periods) ** periods - 1)
+
+
+def contract(chain: Chain, address: str, name: str, aave: bool = False):  # type: ignore[no-untyped-def]
+    abi = (aave_artifact(name) if aave else built(name))["abi"]
+    return chain.w3.eth.contract(address=address, abi=abi)
+
+
+def test_aave_reserve_matches_pool(chain: Chain, snap) -> None:  # type: ignore[no-untyped-def]
+    opps, report, _ = snap
+    aave = chain.world.aave
+    usdc = aave.tokens["USDC"].address
+    data = aave.pool.functions.getReserveData(usdc).call()
+    details = report["details"]["aave-v3-devnet-usdc"]
+    assert details["liquidity_rate_ray"] == data[2]  # currentLiquidityRate, exactly
+    o = opps["aave-v3-devnet-usdc"]
+    assert o.apy == apr_to_apy(data[2] / RAY)
+    # Aave's UI convention, computed independently: (1 + r/secs)^secs - 1 with r = currentLiquidityRate / 1e27
+    assert o.apy == pytest.approx(compounded(data[2], RAY, SECONDS_PER_YEAR), rel=1e-12)
+    assert data[2] / RAY == pytest.approx(0.04 * (5 / 8) / 0.9 * (5 / 8) * 0.9, rel=1e-15)  # the curve by hand
+    cash = aave.tokens["USDC"].functions.balanceOf(data[8]).call()
+    assert o.available_liquidity == cash / 1e6 == 3_000_000.0
+    strategy = contract(chain, data[11], "DefaultReserveInterestRateStrategy", aave=True)
+    curve = o.rate_curve
+    assert curve is not None and curve.model == "kinked" and curve.applies_to == "borrow"
+    assert curve.kink == strategy.functions.OPTIMAL_USAGE_RATIO().call() / RAY == 0.9
+    assert curve.slope_low == strategy.functions.getVariableRateSlope1().call() / RAY == 0.04
+    assert curve.slope_high == 0.6 and curve.reserve_factor == 0.1
+    debt = contract(chain, data[10], "VariableDebtToken", aave=True).functions.totalSupply().call()
+    assert curve.total_borrow == debt / 1e6 and debt > 5_000_000 * 10**6  # a week of interest accrued
+    assert curve.total_supply == (debt + cash) / 1e6
+    assert details["layout"] == "3.0" and o.depositable
+
+
+def test_aave_frozen_reserve_flagged_not_depositable(chain: Chain) -> None:
+    from tests.adapters.conftest import reverting
+
+    aave = chain.world.aave
+    with reverting(chain):
+        tx = aave.configurator.functions.setReserveFreeze(aave.tokens["DAI"].address, True).transact(
+            {"from": chain.w3.eth.accounts[0]})
+        chain.w3.eth.wait_for_transaction_receipt(tx)
+        snapshot, _ = read_snapshot(chain.markets, {"devnet": chain.node.url})
+    dai = next(o for o in snapshot.opportunities if o.id == "aave-v3-devnet-dai")
+    assert dai.depositable is False
+
+
+def test_compound_matches_comet(chain: Chain, snap) -> None:  # type: ignore[no-untyped-def]
+    opps, report, _ = snap
+    comet = contract(chain, chain.world.comet, "CometRates")
+    utilization = comet.functions.getUtilization().call()
+    rate = comet.functions.getSupplyRate(utilization).call()
+    assert report["details"]["compound-v3-devnet-usdc"]["supply_rate_per_second"] == rate
+    o = opps["compound-v3-devnet-usdc"]
+    assert o.apy == pytest.approx(compounded(rate * SECONDS_PER_YEAR, WAD, SECONDS_PER_YEAR), rel=1e-12)
+    # 70 % utilized, below the 85 % kink: supply APR = 3.5 % x 0.7 (up to the per-second truncation)
+    assert rate * SECONDS_PER_YEAR / WAD == pytest.approx(0.035 * 0.7, rel=1e-9)
+    assert o.tvl == 10_000_000.0 and o.available_liquidity == 3_000_000.0
+    assert o.rate_curve is not None and o.rate_curve.applies_to == "supply" and o.rate_curve.kink == 0.85
+
+
+def test_morpho_matches_irm(chain: Chain, snap) -> None:  # type: ignore[no-untyped-def]
+    opps, report, _ = snap
+    w = chain.world
+    morpho = contract(chain, w.morpho, "Morpho")
+    irm = contract(chain, w.morpho_irm, "AdaptiveCurveIrm")
+    key = bytes.fromhex(w.morpho_market_id[2:])
+    market = morpho.functions.market(key).call()
+    params = morpho.functions.idToMarketParams(key).call()
+    borrow_rate = irm.functions.borrowRateView(params, market).call()
+    assert report["details"]["morpho-blue-devnet-weth-usdc-86"]["borrow_rate_per_second"] == borrow_rate
+    u = market[2] / market[0]
+    o = opps["morpho-blue-devnet-weth-usdc-86"]
+    assert o.apy == pytest.approx(math.expm1(borrow_rate / WAD * SECONDS_PER_YEAR * u * 0.9), rel=1e-12)
+    curve = o.rate_curve
+    assert curve is not None and curve.model == "adaptive" and curve.fee == 0.1
+    at_target = irm.functions.rateAtTarget(key).call()
+    assert curve.rate_at_target == pytest.approx(at_target * SECONDS_PER_YEAR / WAD, rel=1e-15)
+    assert 0.03 < curve.rate_at_target < 0.04  # adapted down from 4 % over a week below target
+    assert o.risk_score == 0.25  # MARKETS.toml override
+
+
+def test_vault_yield_from_share_price_growth(chain: Chain, snap) -> None:  # type: ignore[no-untyped-def]
+    opps, report, _ = snap
+    vault = contract(chain, chain.world.vault, "TestVault")
+    d = report["details"]["savings-devnet-dai"]
+    block = chain.world.block
+    assert d["share_price_now"] == vault.functions.convertToAssets(WAD).call(block_identifier=block)
+    assert d["share_price_then"] == vault.functions.convertToAssets(WAD).call(
+        block_identifier=block - chain.world.vault_lookback_blocks)
+    o = opps["savings-devnet-dai"]
+    assert o.apy == pytest.approx((d["share_price_now"] / d["share_price_then"]) ** (SECONDS_PER_YEAR / d["seconds"]) - 1,
+                                  rel=1e-12)
+    assert o.price == pytest.approx(1.001, rel=1e-15) and o.tier.value == "core"
+
+
+def test_pendle_pt_price_and_duration(chain: Chain, snap) -> None:  # type: ignore[no-untyped-def]
+    opps, report, snapshot = snap
+    o = opps["pendle-pt-devnet-usde-180d"]
+    d = report["details"]["pendle-pt-devnet-usde-180d"]
+    now = int(snapshot.as_of.timestamp.timestamp())
+    years = (d["expiry"] - now) / SECONDS_PER_YEAR
+    assert o.apy == pytest.approx(0.09, abs=1e-15)
+    assert o.duration == pytest.approx(years, rel=1e-12)
+    assert o.price == pytest.approx(math.exp(-math.log(1.09) * years), rel=1e-12)
+    assert o.maturity is not None and o.maturity > snapshot.as_of.timestamp and o.asset == "USDe"
+
+
+def test_one_block_three_rounds(chain: Chain, snap) -> None:  # type: ignore[no-untyped-def]
+    _, report, snapshot = snap
+    info = report["devnet"]
+    assert info["rounds"] == 3 and info["multicall3"]
+    assert info["requests"] == 5  # pin + 3 rounds + hash check
+    block = snapshot.as_of.chains["devnet"]
+    assert block.block_number == chain.world.block
+    assert block.block_hash == chain.w3.eth.get_block(chain.world.block)["hash"].to_0x_hex()
+
+
+def test_snapshot_at_older_block(chain: Chain) -> None:
+    older = chain.world.block - 3
+    snapshot, _ = read_snapshot(chain.markets, {"devnet": chain.node.url}, block=older)
+    assert snapshot.as_of.chains["devnet"].block_number == older
+    aave = chain.world.aave
+    data = aave.pool.functions.getReserveData(aave.tokens["USDC"].address).call(block_identifier=older)
+    usdc = next(o for o in snapshot.opportunities if o.id == "aave-v3-devnet-usdc")
+    assert usdc.apy == apr_to_apy(data[2] / RAY)
+
+
+def test_without_multicall_same_numbers_batched_json_rpc(chain: Chain, snap) -> None:  # type: ignore[no-untyped-def]
+    from bondfolio.adapters.base import MULTICALL3
+    from tests.adapters.conftest import reverting
+
+    opps, _, _ = snap
+    with reverting(chain):
+        chain.node.rpc("anvil_setCode", MULTICALL3, "0x")
+        chain.node.rpc("evm_mine")
+        snapshot, report = read_snapshot(chain.markets, {"devnet": chain.node.url}, block=chain.world.block)
+    assert report["devnet"]["multicall3"] is False and report["devnet"]["rounds"] == 3
+    for o in snapshot.opportunities:
+        assert o.apy == opps[o.id].apy and o.price == opps[o.id].price
+
+
+def test_checksum_addresses_in_market_keys(chain: Chain, snap) -> None:  # type: ignore[no-untyped-def]
+    opps, _, _ = snap
+    assert opps["compound-v3-devnet-usdc"].market == Web3.to_checksum_address(chain.world.comet)
