@@ -116,8 +116,8 @@ def test_vault_yield_from_share_price_growth(chain: Chain, snap) -> None:  # typ
     assert d["share_price_then"] == vault.functions.convertToAssets(WAD).call(
         block_identifier=block - chain.world.vault_lookback_blocks)
     o = opps["savings-devnet-dai"]
-    assert o.apy == pytest.approx((d["share_price_now"] / d["share_price_then"]) ** (SECONDS_PER_YEAR / d["seconds"]) - 1,
-                                  rel=1e-12)
+    growth = d["share_price_now"] / d["share_price_then"]
+    assert o.apy == pytest.approx(growth ** (SECONDS_PER_YEAR / d["seconds"]) - 1, rel=1e-12)
     assert o.price == pytest.approx(1.001, rel=1e-15) and o.tier.value == "core"
 
 

@@ -1,0 +1,20 @@
+"""The README's devnet command runs end to end: anvil, world, snapshot, allocation."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from tests.conftest import ROOT
+
+
+def test_devnet_example_runs() -> None:
+    out = subprocess.run([sys.executable, str(ROOT / "examples" / "devnet" / "run.py")], capture_output=True,
+                         text=True, timeout=300, check=False)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "7 markets, 3 rounds" in out.stdout and "check: passed" in out.stdout
+    decision = json.loads((ROOT / "out" / "devnet" / "decision.json").read_text())
+    assert decision["check"]["passed"] is True
+    assert {a["protocol"] for a in decision["allocation"]} == {"aave-v3", "compound-v3", "morpho-blue", "erc4626",
+                                                                "pendle"}
