@@ -125,9 +125,12 @@ def read_snapshot(markets: str | Path, rpc: Mapping[str, str], block: int | None
         say = progress or _quiet
         say(f"chain '{chain}': {len(readers)} markets at block {pinned.number}")
 
+        counted = [0]
+
         def execute(calls: list[Any], _client: ChainClient = client, _chain: str = chain,
-                    _say: Callable[[str], None] = say) -> list[Any]:
+                    _say: Callable[[str], None] = say, _counted: list[int] = counted) -> list[Any]:
             _say(f"chain '{_chain}': {len(calls)} calls")
+            _counted[0] += len(calls)
             return _client.execute(calls)
 
         fields, rounds = run_lockstep(readers, execute)
@@ -146,7 +149,8 @@ def read_snapshot(markets: str | Path, rpc: Mapping[str, str], block: int | None
         chain_blocks[chain] = {"chain_id": client.chain_id, "block_number": pinned.number, "block_hash": pinned.hash}
         timestamps.append(pinned.timestamp)
         report[chain] = {"block": pinned.number, "hash": pinned.hash, "timestamp": pinned.timestamp,
-                         "rounds": rounds, "requests": client.requests, "markets": len(chain_specs),
+                         "rounds": rounds, "requests": client.requests, "calls": counted[0],
+                         "markets": len(chain_specs),
                          "multicall3": client.multicall}
     ids = [o["id"] for o in opportunities]
     dupes = sorted({i for i in ids if ids.count(i) > 1})
