@@ -58,7 +58,7 @@ compile(
   require("solc"),
   Object.fromEntries(own.map((f) => [f, path.join(here, "contracts", f)])),
   { optimizer: { enabled: true, runs: 200 }, evmVersion: "paris" },
-  ["Multicall3", "TestToken", "TestVault", "CometRates", "PendleMarketState", "AdaptiveCurveIrm"],
+  ["Multicall3", "TestToken", "TestVault", "CometRates", "PendleMarketState", "AdaptiveCurveIrm", "MetaMorphoVault"],
 );
 
 const morpho = path.join(nodeModules, "@morpho-org", "morpho-blue", "src");

@@ -8,6 +8,8 @@
 - Morpho Blue (compiled from npm ``@morpho-org/morpho-blue``) with the project-written adaptive-curve
   IRM, one USDC market against WETH collateral, borrowed, with a fee, and time passed so the rate at
   target has adapted;
+- a second Morpho market and a MetaMorpho-ABI vault (project-written ``MetaMorphoVault``) allocating to
+  both markets under per-market caps;
 - an OpenZeppelin ERC-4626 savings vault over DAI whose share price grew over a week;
 - two Pendle-market-ABI contracts (project-written ``PendleMarketState``) expiring in 90 and 180 days.
 
@@ -51,6 +53,8 @@ class World:
     vault_lookback_blocks: int
     pendle_markets: dict[str, str] = field(default_factory=dict)
     block: int = 0
+    metamorpho: str = ""
+    morpho_market_id2: str = ""
 
     def markets_toml(self) -> str:
         """A MARKETS.toml naming every market of the world (chain ``devnet``)."""
@@ -69,6 +73,8 @@ class World:
             "",
             "[[markets]]", 'protocol = "erc4626"', 'chain = "devnet"', f'vault = "{self.vault}"',
             f"lookback_blocks = {self.vault_lookback_blocks}", 'id = "savings-devnet-dai"', 'tier = "core"', "",
+            "[[markets]]", 'protocol = "metamorpho"', 'chain = "devnet"', f'vault = "{self.metamorpho}"',
+            f"lookback_blocks = {self.vault_lookback_blocks}", 'id = "metamorpho-devnet-usdc"', "",
         ]
         for name, address in self.pendle_markets.items():
             lines += ["[[markets]]", 'protocol = "pendle-pt"', 'chain = "devnet"', f'market = "{address}"',
@@ -131,6 +137,26 @@ def build_world(w3: Web3) -> World:
     d.send(morpho.functions.supplyCollateral(params, 2_000 * WAD, borrower, b""), borrower)
     d.send(morpho.functions.borrow(params, 3_400_000 * WAD, 0, borrower, borrower), borrower)  # 85 % utilized
 
+    # a second Morpho market (91.5 % LLTV), and a MetaMorpho-ABI vault allocating to both under caps
+    lltv2 = 915 * 10**15
+    d.send(morpho.functions.enableLltv(lltv2))
+    params2 = (loan.address, collateral.address, oracle.address, irm.address, lltv2)
+    d.send(morpho.functions.createMarket(params2))
+    market_id2 = Web3.keccak(w3.codec.encode(["(address,address,address,address,uint256)"], [params2]))
+    d.send(loan.functions.mint(lender, 1_000_000 * WAD))
+    d.send(loan.functions.approve(morpho.address, 1_000_000 * WAD), lender)
+    d.send(morpho.functions.supply(params2, 1_000_000 * WAD, 0, lender, b""), lender)
+    d.send(collateral.functions.mint(borrower, 500 * WAD))  # collateral is per market in Morpho Blue
+    d.send(collateral.functions.approve(morpho.address, 500 * WAD), borrower)
+    d.send(morpho.functions.supplyCollateral(params2, 500 * WAD, borrower, b""), borrower)
+    d.send(morpho.functions.borrow(params2, 600_000 * WAD, 0, borrower, borrower), borrower)
+    metamorpho = d.deploy(built("MetaMorphoVault"), morpho.address, loan.address, "MetaMorpho USDC (devnet)", "mmUSDC")
+    d.send(metamorpho.functions.setCap(market_id, 1_000_000 * WAD))
+    d.send(metamorpho.functions.setCap(market_id2, 500_000 * WAD))
+    d.send(loan.functions.mint(lender, 1_200_000 * WAD))
+    d.send(loan.functions.approve(metamorpho.address, 1_200_000 * WAD), lender)
+    d.send(metamorpho.functions.deposit(1_200_000 * WAD, lender), lender)  # 1 M to market 1, 0.2 M to market 2
+
     # ERC-4626 savings vault over Aave's DAI token; a week of yield dripped in
     dai = aave.tokens["DAI"]
     vault = d.deploy(built("TestVault"), dai.address, "Savings DAI (devnet)", "sDAI")
@@ -152,8 +178,10 @@ def build_world(w3: Web3) -> World:
     advance(w3, 7 * 86400, blocks=5)  # a week passes: Morpho's rate at target adapts
     d.send(dai.functions.mint(vault.address, 1_000 * WAD))  # 1,000 DAI of yield on 1,000,000 over a week
     d.send(morpho.functions.accrueInterest(params))
+    d.send(morpho.functions.accrueInterest(params2))
     advance(w3, 12, blocks=1)
     block = w3.eth.block_number
     return World(aave, comet.address, usdc.address, morpho.address, irm.address,
                  "0x" + market_id.hex().removeprefix("0x"), loan.address, vault.address, dai.address,
-                 block - start_block, pendle_markets, block)
+                 block - start_block, pendle_markets, block, metamorpho.address,
+                 "0x" + market_id2.hex().removeprefix("0x"))

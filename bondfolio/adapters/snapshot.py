@@ -6,7 +6,7 @@ MARKETS.toml::
     chain_id = 1
 
     [[markets]]
-    protocol = "aave-v3"       # aave-v3 | compound-v3 | morpho-blue | erc4626 | pendle-pt
+    protocol = "aave-v3"       # aave-v3 | compound-v3 | morpho-blue | metamorpho | erc4626 | pendle-pt
     chain = "ethereum"
     pool = "0x..."
     asset = "0x..."

@@ -13,8 +13,8 @@ def test_devnet_example_runs() -> None:
     out = subprocess.run([sys.executable, str(ROOT / "examples" / "devnet" / "run.py")], capture_output=True,
                          text=True, timeout=300, check=False)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert "7 markets, 3 rounds" in out.stdout and "check: passed" in out.stdout
+    assert "8 markets, 3 rounds" in out.stdout and "check: passed" in out.stdout
     decision = json.loads((ROOT / "out" / "devnet" / "decision.json").read_text())
     assert decision["check"]["passed"] is True
-    assert {a["protocol"] for a in decision["allocation"]} == {"aave-v3", "compound-v3", "morpho-blue", "erc4626",
-                                                                "pendle"}
+    protocols = {a["protocol"] for a in decision["allocation"]}
+    assert protocols == {"aave-v3", "compound-v3", "morpho-blue", "metamorpho", "erc4626", "pendle"}

@@ -73,7 +73,7 @@ def markets_file(tmp_path: Path, body: str) -> Path:
 def test_transient_faults_are_retried(chain: Chain, mode: str) -> None:
     with FaultyProxy(chain.node.url, mode, failures=2) as proxy:
         snapshot, report = read_snapshot(chain.markets, {"devnet": proxy.url}, backoff=0.01)
-    assert len(snapshot.opportunities) == 7
+    assert len(snapshot.opportunities) == 8
     assert report["devnet"]["requests"] == 5 + 2  # the two failed attempts, then the normal five
 
 

@@ -170,3 +170,30 @@ def test_without_multicall_same_numbers_batched_json_rpc(chain: Chain, snap) -> 
 def test_checksum_addresses_in_market_keys(chain: Chain, snap) -> None:  # type: ignore[no-untyped-def]
     opps, _, _ = snap
     assert opps["compound-v3-devnet-usdc"].market == Web3.to_checksum_address(chain.world.comet)
+
+
+def test_metamorpho_allocation_and_yield_match_contracts(chain: Chain, snap) -> None:  # type: ignore[no-untyped-def]
+    opps, report, _ = snap
+    w = chain.world
+    vault = contract(chain, w.metamorpho, "MetaMorphoVault")
+    morpho = contract(chain, w.morpho, "Morpho")
+    irm = contract(chain, w.morpho_irm, "AdaptiveCurveIrm")
+    o = opps["metamorpho-devnet-usdc"]
+    total = vault.functions.totalAssets().call()
+    assert o.tvl == total / 1e18
+    details = report["details"]["metamorpho-devnet-usdc"]
+    income, free = 0.0, 0
+    for market_id, entry in zip((w.morpho_market_id, w.morpho_market_id2), details["markets"], strict=True):
+        key = bytes.fromhex(market_id[2:])
+        market = morpho.functions.market(key).call()
+        shares = morpho.functions.position(key, w.metamorpho).call()[0]
+        assets = shares * (market[0] + 1) // (market[1] + 10**6)  # Morpho's virtual shares and assets
+        assert entry["assets"] == assets and entry["cap"] == vault.functions.config(key).call()[0]
+        rate = irm.functions.borrowRateView(morpho.functions.idToMarketParams(key).call(), market).call()
+        supply_apy = math.expm1(rate / WAD * SECONDS_PER_YEAR * market[2] / market[0] * (1 - market[5] / WAD))
+        assert entry["supply_apy"] == pytest.approx(supply_apy, rel=1e-12)
+        income += assets * supply_apy
+        free += min(assets, market[0] - market[2])
+    assert details["markets"][0]["assets"] == pytest.approx(1_000_000 * WAD, rel=1e-3)  # filled to its cap first
+    assert o.apy == pytest.approx(income / total, rel=1e-12)
+    assert o.available_liquidity == pytest.approx(free / 1e18, rel=1e-15)
