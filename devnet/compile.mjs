@@ -1,6 +1,7 @@
 // Compile the devnet contracts with solcjs from npm and write devnet/build/<Contract>.json.
 //   node devnet/compile.mjs
 // - the project's own contracts (devnet/contracts/*.sol) with solc 0.8.24 (OpenZeppelin 5 needs >= 0.8.20);
+// - Aave's v3.1+ DefaultReserveInterestRateStrategyV2 from npm @aave-dao/aave-v3-origin with solc 0.8.27;
 // - Morpho Blue and its mocks from the npm source (@morpho-org/morpho-blue) with solc 0.8.19, via-IR.
 // The outputs are committed, so tests and the devnet example never compile (via-IR takes ~20 s).
 import fs from "node:fs";
@@ -59,6 +60,15 @@ compile(
   Object.fromEntries(own.map((f) => [f, path.join(here, "contracts", f)])),
   { optimizer: { enabled: true, runs: 200 }, evmVersion: "paris" },
   ["Multicall3", "TestToken", "TestVault", "CometRates", "PendleMarketState", "AdaptiveCurveIrm", "MetaMorphoVault"],
+);
+
+// Aave v3.1+ interest-rate strategy (one contract for all reserves), from npm @aave-dao/aave-v3-origin
+const origin = "@aave-dao/aave-v3-origin/src/contracts/misc/DefaultReserveInterestRateStrategyV2.sol";
+compile(
+  require("solc0827"), // Aave v3.6 uses require(bool, CustomError()), new in solc 0.8.27's legacy pipeline
+  { [origin]: path.join(nodeModules, origin) },
+  { optimizer: { enabled: true, runs: 200 }, evmVersion: "paris" },
+  ["DefaultReserveInterestRateStrategyV2"],
 );
 
 const morpho = path.join(nodeModules, "@morpho-org", "morpho-blue", "src");

@@ -31,11 +31,25 @@ TOTAL_ASSETS = Fn("totalAssets()", "uint256")
 CONVERT_TO_ASSETS = Fn("convertToAssets(uint256)", "uint256")
 
 
+#: Shortest share-price window that is annualized (shorter ones amplify rounding into absurd yields).
+MIN_WINDOW_SECONDS = 3600
+
+
 def growth_apy(p0: int, p1: int, seconds: int) -> float:
-    """Annualized compounded growth from ``p0`` to ``p1`` over ``seconds``."""
-    if p0 <= 0 or seconds <= 0:
-        raise ValueError("share price and time span must be positive")
-    return math.expm1(math.log(p1 / p0) * SECONDS_PER_YEAR / seconds)
+    """Annualized compounded growth from ``p0`` to ``p1`` over ``seconds``.
+
+    Raises ``ValueError`` for a non-positive price, a window under :data:`MIN_WINDOW_SECONDS`, or a
+    growth whose annualized value overflows.
+    """
+    if p0 <= 0 or p1 <= 0:
+        raise ValueError(f"share prices must be positive (got {p0} then {p1})")
+    if seconds < MIN_WINDOW_SECONDS:
+        raise ValueError(f"the share-price window is {seconds} s, under {MIN_WINDOW_SECONDS} s: too short to "
+                         "annualize; raise lookback_blocks")
+    try:
+        return math.expm1(math.log(p1 / p0) * SECONDS_PER_YEAR / seconds)
+    except OverflowError:
+        raise ValueError(f"the share price grew {p1 / p0:.6g}x in {seconds} s: no plausible yield") from None
 
 
 class Erc4626Vault(MarketSpec):
@@ -81,10 +95,14 @@ class Erc4626Vault(MarketSpec):
         asset_scale = 10 ** int(self.expect(second[4], "reading the asset's decimals").value)
         share_price = fraction(p1, asset_scale) * self.price
         vault_symbol = first[3].value if first[3].ok else self.vault
+        try:
+            apy = growth_apy(p0, p1, ctx.timestamp - t0)
+        except ValueError as exc:
+            raise self.fail(f"{exc} (blocks {then} to {ctx.block_number})") from None
         return {
             "id": self.id or f"erc4626-{self.chain}-{str(vault_symbol).lower()}",
             "protocol": "erc4626", "chain": self.chain, "asset": symbol, "kind": self.kind,
-            "apy": growth_apy(p0, p1, ctx.timestamp - t0), "duration": self.duration,
+            "apy": apy, "duration": self.duration,
             "tvl": fraction(total, asset_scale) * self.price, "price": share_price, "market": self.vault,
             "withdrawal_delay_days": self.withdrawal_delay_days,
             "_details": {"share_price_now": p1, "share_price_then": p0, "seconds": ctx.timestamp - t0},

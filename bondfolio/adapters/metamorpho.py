@@ -117,6 +117,10 @@ class MetaMorphoVault(MarketSpec):
             income += m["assets"] * m["supply_apy"]
             withdrawable += min(m["assets"], max(supply - borrow, 0))
         apy = income / total * (1 - vault_fee) if total else 0.0
+        try:
+            realized: float | None = growth_apy(p0, p1, ctx.timestamp - t0)
+        except ValueError:
+            realized = None  # window too short or degenerate: the forward APY does not depend on it
         vault_symbol = first[5].value if first[5].ok else v
         return {
             "id": self.id or f"metamorpho-{self.chain}-{str(vault_symbol).lower()}",
@@ -128,6 +132,6 @@ class MetaMorphoVault(MarketSpec):
             "_details": {
                 "markets": [{"id": m["id"], "assets": m["assets"], "cap": m["cap"], "supply_apy": m["supply_apy"]}
                             for m in markets],
-                "idle": idle, "realized_apy": growth_apy(p0, p1, ctx.timestamp - t0) if ctx.timestamp > t0 else None,
+                "idle": idle, "realized_apy": realized,
             },
         }

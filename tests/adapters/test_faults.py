@@ -198,3 +198,10 @@ def test_cli_snapshot_failure_writes_nothing(chain: Chain, tmp_path: Path, capsy
 def test_no_private_key_option() -> None:
     with pytest.raises(SystemExit):
         main(["snapshot", "--private-key", "0x01", "--markets", "m.toml", "--out", "o.json"])
+
+
+def test_vault_window_too_short_is_an_error(chain: Chain, tmp_path: Path) -> None:
+    body = f'[[markets]]\nprotocol = "erc4626"\nchain = "devnet"\nvault = "{chain.world.vault}"\nlookback_blocks = 1\n'
+    with pytest.raises(MarketError, match=r"erc4626 market .* the share-price window is \d+ s, under 3600 s: too short "
+                                          r"to annualize; raise lookback_blocks"):
+        read_snapshot(markets_file(tmp_path, body), {"devnet": chain.node.url}, block=chain.world.block)

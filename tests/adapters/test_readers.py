@@ -197,3 +197,32 @@ def test_metamorpho_allocation_and_yield_match_contracts(chain: Chain, snap) -> 
     assert details["markets"][0]["assets"] == pytest.approx(1_000_000 * WAD, rel=1e-3)  # filled to its cap first
     assert o.apy == pytest.approx(income / total, rel=1e-12)
     assert o.available_liquidity == pytest.approx(free / 1e18, rel=1e-15)
+
+
+def test_aave_v31_strategy_layout(chain: Chain) -> None:
+    """The real v3.1+ strategy (compiled from npm @aave-dao/aave-v3-origin) attached to a reserve: the
+    reader detects the layout and reads getInterestRateData(asset), in ray, exactly."""
+    from devnet.deploy import Deployer
+    from tests.adapters.conftest import reverting
+
+    aave = chain.world.aave
+    usdc = aave.tokens["USDC"].address
+    d = Deployer(chain.w3)
+    with reverting(chain):
+        provider = d.deploy(aave_artifact("PoolAddressesProvider"), "v31-strategy-test", d.account)
+        d.send(provider.functions.setAddress(b"POOL_CONFIGURATOR".ljust(32, b"\0"), d.account))
+        strategy = d.deploy(built("DefaultReserveInterestRateStrategyV2"), provider.address)
+        setter = strategy.get_function_by_signature("setInterestRateParams(address,(uint16,uint32,uint32,uint32))")
+        d.send(setter(usdc, (9200, 25, 550, 6000)))  # bps: optimal 92 %, base 0.25 %, slopes 5.5 % and 60 %
+        d.send(aave.configurator.functions.setReserveInterestRateStrategyAddress(usdc, strategy.address))
+        only_usdc = chain.markets.with_name("aave-usdc.toml")
+        only_usdc.write_text(f'[[markets]]\nprotocol = "aave-v3"\nchain = "devnet"\npool = "{aave.pool.address}"\n'
+                             f'asset = "{usdc}"\nid = "aave-v3-devnet-usdc"\n')
+        snapshot, report = read_snapshot(only_usdc, {"devnet": chain.node.url})
+        ray_data = strategy.functions.getInterestRateData(usdc).call()
+    o = next(x for x in snapshot.opportunities if x.id == "aave-v3-devnet-usdc")
+    assert report["details"]["aave-v3-devnet-usdc"]["layout"] == "3.1+"
+    curve = o.rate_curve
+    assert curve is not None and curve.model == "kinked"
+    assert (curve.kink, curve.base, curve.slope_low, curve.slope_high) == tuple(v / RAY for v in ray_data)
+    assert (curve.kink, curve.base, curve.slope_low, curve.slope_high) == (0.92, 0.0025, 0.055, 0.6)
