@@ -1,4 +1,7 @@
-"""ERC-4626 vaults (sDAI/sUSDS, tokenized T-bill wrappers): share price, assets, yield from growth.
+"""ERC-4626 vaults (sDAI/sUSDS, tokenized T-bill wrappers): share price, assets, limits, yield from growth.
+
+Also ``maxDeposit`` (0 means the vault takes no deposits: not depositable) and, for a ``holder``
+address, ``maxWithdraw`` (what that holder can take out now: its available liquidity).
 
 Yield is the share price's growth between the pinned block and ``lookback_blocks`` earlier,
 annualized by compounding over the two blocks' timestamps:
@@ -29,6 +32,9 @@ __all__ = ["Erc4626Vault", "growth_apy"]
 ASSET = Fn("asset()", "address")
 TOTAL_ASSETS = Fn("totalAssets()", "uint256")
 CONVERT_TO_ASSETS = Fn("convertToAssets(uint256)", "uint256")
+MAX_DEPOSIT = Fn("maxDeposit(address)", "uint256")
+MAX_WITHDRAW = Fn("maxWithdraw(address)", "uint256")
+ZERO = "0x0000000000000000000000000000000000000000"
 
 
 #: Shortest share-price window that is annualized (shorter ones amplify rounding into absurd yields).
@@ -65,13 +71,17 @@ class Erc4626Vault(MarketSpec):
     duration: float = Field(default=0.0, ge=0.0)
     """Years of rate sensitivity (T-bill wrappers: their weighted maturity)."""
     withdrawal_delay_days: float = Field(default=0.0, ge=0.0)
+    holder: str | None = None
+    """The treasury's address: its ``maxWithdraw`` becomes ``available_liquidity`` and its
+    ``maxDeposit`` decides ``depositable``. Without it, liquidity is unknown and deposits are judged by
+    ``maxDeposit(0x0)``."""
 
     default_risk_score = 0.15
 
-    @field_validator("vault")
+    @field_validator("vault", "holder")
     @classmethod
-    def _address(cls, value: str) -> str:
-        return checksum(value, "vault address")
+    def _address(cls, value: str | None) -> str | None:
+        return None if value is None else checksum(value, "address")
 
     def address_label(self) -> str:
         return self.vault
@@ -81,7 +91,9 @@ class Erc4626Vault(MarketSpec):
         if then < 0:
             raise self.fail(f"lookback_blocks {self.lookback_blocks} reaches before block 0 (pinned block "
                             f"{ctx.block_number}): use a smaller lookback")
-        first = yield [ASSET(self.vault), DECIMALS(self.vault), TOTAL_ASSETS(self.vault), SYMBOL(self.vault)]
+        who = self.holder or ZERO
+        first = yield [ASSET(self.vault), DECIMALS(self.vault), TOTAL_ASSETS(self.vault), SYMBOL(self.vault),
+                       MAX_DEPOSIT(self.vault, who), MAX_WITHDRAW(self.vault, who)]
         asset = self.expect(first[0], "reading the vault's asset").value
         decimals = int(self.expect(first[1], "reading the vault's decimals").value)
         total = int(self.expect(first[2], "reading total assets").value)
@@ -95,6 +107,8 @@ class Erc4626Vault(MarketSpec):
         asset_scale = 10 ** int(self.expect(second[4], "reading the asset's decimals").value)
         share_price = fraction(p1, asset_scale) * self.price
         vault_symbol = first[3].value if first[3].ok else self.vault
+        max_deposit = int(self.expect(first[4], "reading maxDeposit").value)
+        max_withdraw = int(self.expect(first[5], "reading maxWithdraw").value)
         try:
             apy = growth_apy(p0, p1, ctx.timestamp - t0)
         except ValueError as exc:
@@ -104,6 +118,8 @@ class Erc4626Vault(MarketSpec):
             "protocol": "erc4626", "chain": self.chain, "asset": symbol, "kind": self.kind,
             "apy": apy, "duration": self.duration,
             "tvl": fraction(total, asset_scale) * self.price, "price": share_price, "market": self.vault,
-            "withdrawal_delay_days": self.withdrawal_delay_days,
-            "_details": {"share_price_now": p1, "share_price_then": p0, "seconds": ctx.timestamp - t0},
+            "withdrawal_delay_days": self.withdrawal_delay_days, "depositable": max_deposit > 0,
+            **({"available_liquidity": fraction(max_withdraw, asset_scale) * self.price} if self.holder else {}),
+            "_details": {"share_price_now": p1, "share_price_then": p0, "seconds": ctx.timestamp - t0,
+                         "max_deposit": max_deposit, "max_withdraw": max_withdraw},
         }

@@ -131,7 +131,7 @@ def test_bad_markets_file_reports_every_problem(chain: Chain, tmp_path: Path) ->
     with pytest.raises(InputError) as info:
         read_snapshot(markets_file(tmp_path, body), {"devnet": chain.node.url})
     assert "market #1 has protocol 'aave-v4': use one of" in str(info.value)
-    assert "market #2 (erc4626): field 'vault': vault address '0x12' is not a 0x-prefixed 20-byte hex address" in str(
+    assert "market #2 (erc4626): field 'vault': address '0x12' is not a 0x-prefixed 20-byte hex address" in str(
         info.value)
 
 

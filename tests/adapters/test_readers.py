@@ -13,6 +13,8 @@ from bondfolio.adapters.snapshot import read_snapshot
 from devnet.deploy import aave_artifact, built
 from tests.adapters.conftest import Chain
 
+NOBODY = "0x000000000000000000000000000000000000dEaD"
+
 
 @pytest.fixture(scope="module")
 def snap(chain: Chain):  # type: ignore[no-untyped-def]
@@ -119,6 +121,19 @@ def test_vault_yield_from_share_price_growth(chain: Chain, snap) -> None:  # typ
     growth = d["share_price_now"] / d["share_price_then"]
     assert o.apy == pytest.approx(growth ** (SECONDS_PER_YEAR / d["seconds"]) - 1, rel=1e-12)
     assert o.price == pytest.approx(1.001, rel=1e-15) and o.tier.value == "core"
+    assert o.depositable and d["max_deposit"] == vault.functions.maxDeposit(NOBODY).call() > 0
+    assert o.available_liquidity is None  # no holder given: unknown
+
+
+def test_vault_holder_max_withdraw(chain: Chain, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    lender = chain.w3.eth.accounts[1]
+    path = tmp_path / "vault.toml"
+    path.write_text(f'[[markets]]\nprotocol = "erc4626"\nchain = "devnet"\nvault = "{chain.world.vault}"\n'
+                    f'holder = "{lender}"\nlookback_blocks = {chain.world.vault_lookback_blocks}\n')
+    snapshot, _ = read_snapshot(path, {"devnet": chain.node.url}, block=chain.world.block)
+    vault = contract(chain, chain.world.vault, "TestVault")
+    expected = vault.functions.maxWithdraw(lender).call(block_identifier=chain.world.block)
+    assert snapshot.opportunities[0].available_liquidity == expected / 1e18 == pytest.approx(1_001_000, rel=1e-9)
 
 
 def test_pendle_pt_price_and_duration(chain: Chain, snap) -> None:  # type: ignore[no-untyped-def]
