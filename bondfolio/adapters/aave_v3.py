@@ -14,9 +14,16 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import field_validator
-
-from bondfolio.adapters.base import RAY, Fn, MarketSpec, ReadContext, Reader, apr_to_apy, checksum, fraction
+from bondfolio.adapters.base import (
+    RAY,
+    Address,
+    Fn,
+    MarketSpec,
+    ReadContext,
+    Reader,
+    apr_to_apy,
+    fraction,
+)
 from bondfolio.adapters.erc20 import DECIMALS, SYMBOL
 
 __all__ = ["AaveV3Market", "configuration_flags"]
@@ -60,17 +67,14 @@ class AaveV3Market(MarketSpec):
     """``protocol = "aave-v3"``: one reserve of a Pool. Needs ``pool`` and ``asset`` addresses."""
 
     protocol: Literal["aave-v3"] = "aave-v3"
-    pool: str
+    pool: Address
     """The Pool (proxy) address."""
-    asset: str
+    asset: Address
     """The reserve's underlying token address."""
 
+    key_field = "pool"
     default_risk_score = 0.10
 
-    @field_validator("pool", "asset")
-    @classmethod
-    def _address(cls, value: str) -> str:
-        return checksum(value, "address")
 
     def address_label(self) -> str:
         return f"{self.pool}/{self.asset}"

@@ -17,11 +17,11 @@ import re
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, localcontext
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 from eth_abi import decode, encode
 from eth_utils import function_signature_to_4byte_selector, to_checksum_address
-from pydantic import Field, field_validator
+from pydantic import AfterValidator, Field, field_validator
 
 from bondfolio.errors import MarketError
 from bondfolio.inputs.base import StrictModel
@@ -31,11 +31,13 @@ __all__ = [
     "RAY",
     "SECONDS_PER_YEAR",
     "WAD",
+    "Address",
     "Call",
     "Fn",
     "MarketSpec",
     "Reader",
     "Result",
+    "UnitPriced",
     "apr_to_apy",
     "fraction",
     "market_kinds",
@@ -180,6 +182,8 @@ class MarketSpec(StrictModel):
     symbol: str | None = None
     """Override of the asset symbol read from the chain."""
 
+    key_field: ClassVar[str] = ""
+    """The field that identifies the market on chain (an address or id), for messages."""
     default_risk_score: ClassVar[float] = 0.2
     """Used when the table gives no ``risk_score``: a deliberately cautious placeholder. Set real
     scores per market in MARKETS.toml."""
@@ -204,7 +208,7 @@ class MarketSpec(StrictModel):
         return f"{self.protocol} market {self.id or self.address_label()} on {self.chain}"
 
     def address_label(self) -> str:
-        return ""
+        return str(getattr(self, self.key_field, "")) if self.key_field else ""
 
     def reader(self, ctx: ReadContext) -> Reader:
         """The generator reading this market (see the module docstring)."""
@@ -223,6 +227,14 @@ class MarketSpec(StrictModel):
         return result
 
 
+class UnitPriced(MarketSpec):
+    """A market whose asset price the reader does not read: ``price`` (base currency per unit of the
+    asset, default 1 for stablecoins) comes from MARKETS.toml."""
+
+    price: float = Field(default=1.0, gt=0.0)
+    """Base currency per unit of the market's asset."""
+
+
 def market_kinds() -> dict[str, type[MarketSpec]]:
     """Registered protocols (after :mod:`bondfolio.adapters` is imported)."""
     return dict(sorted(MarketSpec._registry.items()))
@@ -238,10 +250,14 @@ class ReadContext:
     older_block_timestamp: Callable[[int], int] = field(default=lambda n: 0)
 
 
-def checksum(value: str, what: str) -> str:
+def checksum(value: str, what: str = "address") -> str:
     if not re.match(ADDRESS, value):
         raise ValueError(f"{what} {value!r} is not a 0x-prefixed 20-byte hex address")
     return to_checksum_address(value)
+
+
+Address = Annotated[str, AfterValidator(checksum)]
+"""A 0x-prefixed 20-byte hex address, stored checksummed."""
 
 
 def run_lockstep(

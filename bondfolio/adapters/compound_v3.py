@@ -9,17 +9,15 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import field_validator
-
 from bondfolio.adapters.base import (
     SECONDS_PER_YEAR,
     WAD,
+    Address,
     Fn,
-    MarketSpec,
     ReadContext,
     Reader,
+    UnitPriced,
     apr_to_apy,
-    checksum,
     fraction,
 )
 from bondfolio.adapters.erc20 import DECIMALS, SYMBOL
@@ -37,24 +35,17 @@ SLOPE_HIGH = Fn("supplyPerSecondInterestRateSlopeHigh()", "uint64")
 RATE_BASE = Fn("supplyPerSecondInterestRateBase()", "uint64")
 
 
-class CompoundV3Market(MarketSpec):
+class CompoundV3Market(UnitPriced):
     """``protocol = "compound-v3"``: one Comet market. Needs ``comet``. Base-token price is taken as
     ``price`` (default 1, for stablecoin markets) since Comet prices collateral, not its base."""
 
     protocol: Literal["compound-v3"] = "compound-v3"
-    comet: str
-    price: float = 1.0
-    """Base currency per base-token unit."""
+    comet: Address
 
+    key_field = "comet"
     default_risk_score = 0.10
 
-    @field_validator("comet")
-    @classmethod
-    def _address(cls, value: str) -> str:
-        return checksum(value, "comet address")
 
-    def address_label(self) -> str:
-        return self.comet
 
     def reader(self, ctx: ReadContext) -> Reader:
         first = yield [BASE_TOKEN(self.comet), UTILIZATION(self.comet), TOTAL_SUPPLY(self.comet),

@@ -13,16 +13,16 @@ from __future__ import annotations
 import math
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from bondfolio.adapters.base import (
     SECONDS_PER_YEAR,
+    Address,
     Fn,
-    MarketSpec,
     ReadContext,
     Reader,
+    UnitPriced,
     block_timestamp,
-    checksum,
     fraction,
 )
 from bondfolio.adapters.erc20 import DECIMALS, SYMBOL
@@ -58,33 +58,26 @@ def growth_apy(p0: int, p1: int, seconds: int) -> float:
         raise ValueError(f"the share price grew {p1 / p0:.6g}x in {seconds} s: no plausible yield") from None
 
 
-class Erc4626Vault(MarketSpec):
+class Erc4626Vault(UnitPriced):
     """``protocol = "erc4626"``: a vault by ``vault`` address; yield over ``lookback_blocks``."""
 
     protocol: Literal["erc4626"] = "erc4626"
-    vault: str
+    vault: Address
     lookback_blocks: int = Field(default=50_400, ge=1)
     """Blocks between the two share-price reads (50,400 is about a week of 12-second blocks)."""
-    price: float = 1.0
-    """Base currency per unit of the vault's asset."""
     kind: Literal["floating", "fixed", "vault"] = "vault"
     duration: float = Field(default=0.0, ge=0.0)
     """Years of rate sensitivity (T-bill wrappers: their weighted maturity)."""
     withdrawal_delay_days: float = Field(default=0.0, ge=0.0)
-    holder: str | None = None
+    holder: Address | None = None
     """The treasury's address: its ``maxWithdraw`` becomes ``available_liquidity`` and its
     ``maxDeposit`` decides ``depositable``. Without it, liquidity is unknown and deposits are judged by
     ``maxDeposit(0x0)``."""
 
+    key_field = "vault"
     default_risk_score = 0.15
 
-    @field_validator("vault", "holder")
-    @classmethod
-    def _address(cls, value: str | None) -> str | None:
-        return None if value is None else checksum(value, "address")
 
-    def address_label(self) -> str:
-        return self.vault
 
     def reader(self, ctx: ReadContext) -> Reader:
         then = ctx.block_number - self.lookback_blocks

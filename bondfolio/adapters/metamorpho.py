@@ -17,17 +17,17 @@ from __future__ import annotations
 import math
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from bondfolio.adapters.base import (
     SECONDS_PER_YEAR,
     WAD,
+    Address,
     Fn,
-    MarketSpec,
     ReadContext,
     Reader,
+    UnitPriced,
     block_timestamp,
-    checksum,
     fraction,
 )
 from bondfolio.adapters.erc20 import BALANCE_OF, DECIMALS, SYMBOL
@@ -50,25 +50,18 @@ VIRTUAL_ASSETS = 1
 SHARE_UNIT = 10**18
 
 
-class MetaMorphoVault(MarketSpec):
+class MetaMorphoVault(UnitPriced):
     """``protocol = "metamorpho"``: a MetaMorpho vault by ``vault`` address."""
 
     protocol: Literal["metamorpho"] = "metamorpho"
-    vault: str
+    vault: Address
     lookback_blocks: int = Field(default=50_400, ge=1)
     """Blocks between the two share-price reads (realized growth, reported beside the forward APY)."""
-    price: float = 1.0
-    """Base currency per unit of the vault's asset."""
 
+    key_field = "vault"
     default_risk_score = 0.20
 
-    @field_validator("vault")
-    @classmethod
-    def _address(cls, value: str) -> str:
-        return checksum(value, "vault address")
 
-    def address_label(self) -> str:
-        return self.vault
 
     def reader(self, ctx: ReadContext) -> Reader:
         then = max(ctx.block_number - self.lookback_blocks, 0)

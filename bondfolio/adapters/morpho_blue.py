@@ -14,7 +14,16 @@ from typing import Literal
 
 from pydantic import field_validator
 
-from bondfolio.adapters.base import SECONDS_PER_YEAR, WAD, Fn, MarketSpec, ReadContext, Reader, checksum, fraction
+from bondfolio.adapters.base import (
+    SECONDS_PER_YEAR,
+    WAD,
+    Address,
+    Fn,
+    ReadContext,
+    Reader,
+    UnitPriced,
+    fraction,
+)
 from bondfolio.adapters.erc20 import DECIMALS, SYMBOL
 
 __all__ = ["MorphoBlueMarket"]
@@ -26,21 +35,16 @@ BORROW_RATE_VIEW = Fn("borrowRateView((address,address,address,address,uint256),
 RATE_AT_TARGET = Fn("rateAtTarget(bytes32)", "int256")
 
 
-class MorphoBlueMarket(MarketSpec):
+class MorphoBlueMarket(UnitPriced):
     """``protocol = "morpho-blue"``: one market by ``morpho`` address and ``market_id``."""
 
     protocol: Literal["morpho-blue"] = "morpho-blue"
-    morpho: str
+    morpho: Address
     market_id: str
-    price: float = 1.0
-    """Base currency per loan-token unit."""
 
+    key_field = "market_id"
     default_risk_score = 0.20
 
-    @field_validator("morpho")
-    @classmethod
-    def _address(cls, value: str) -> str:
-        return checksum(value, "morpho address")
 
     @field_validator("market_id")
     @classmethod
@@ -49,8 +53,6 @@ class MorphoBlueMarket(MarketSpec):
             raise ValueError(f"market_id {value!r} is not a 0x-prefixed 32-byte hex id")
         return value.lower()
 
-    def address_label(self) -> str:
-        return self.market_id
 
     def reader(self, ctx: ReadContext) -> Reader:
         key = bytes.fromhex(self.market_id[2:])

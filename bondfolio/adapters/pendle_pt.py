@@ -11,17 +11,15 @@ import math
 from datetime import UTC, datetime
 from typing import Literal
 
-from pydantic import field_validator
-
 from bondfolio.adapters.base import (
     MULTICALL3,
     SECONDS_PER_YEAR,
     WAD,
+    Address,
     Fn,
-    MarketSpec,
     ReadContext,
     Reader,
-    checksum,
+    UnitPriced,
     fraction,
 )
 from bondfolio.adapters.erc20 import DECIMALS, SYMBOL
@@ -33,23 +31,16 @@ READ_STATE = Fn("readState(address)", "int256,int256,int256,address,int256,uint2
 READ_TOKENS = Fn("readTokens()", "address,address,address")
 
 
-class PendlePtMarket(MarketSpec):
+class PendlePtMarket(UnitPriced):
     """``protocol = "pendle-pt"``: the PT of a Pendle market by ``market`` address."""
 
     protocol: Literal["pendle-pt"] = "pendle-pt"
-    market: str
-    price: float = 1.0
-    """Base currency per unit of the PT's underlying asset (1 for stablecoins)."""
+    market: Address
 
+    key_field = "market"
     default_risk_score = 0.30
 
-    @field_validator("market")
-    @classmethod
-    def _address(cls, value: str) -> str:
-        return checksum(value, "market address")
 
-    def address_label(self) -> str:
-        return self.market
 
     def reader(self, ctx: ReadContext) -> Reader:
         first = yield [READ_STATE(self.market, MULTICALL3), READ_TOKENS(self.market)]

@@ -19,7 +19,6 @@ printed, logged or written (messages show the host only).
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Callable, Mapping
@@ -27,13 +26,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, ValidationError
+from pydantic import Field
 
 from bondfolio.adapters.base import MarketSpec, ReadContext, market_kinds, run_lockstep
 from bondfolio.adapters.chain import ChainClient
 from bondfolio.adapters.risk import RiskPrior, factor_prior
 from bondfolio.errors import InputError, MarketError
-from bondfolio.inputs.base import StrictModel, read_document, validate_document
+from bondfolio.inputs.base import StrictModel, parse_tagged, read_document, validate_document
 from bondfolio.inputs.snapshot import Snapshot, load_snapshot
 
 __all__ = ["ChainSettings", "ReadReport", "load_markets", "read_snapshot", "resolve_rpc"]
@@ -54,22 +53,7 @@ def load_markets(path: str | Path) -> tuple[dict[str, ChainSettings], list[Marke
     raw = read_document(path)
     label = f"markets file '{path}'"
     head = validate_document(_MarketsHead, raw, label)
-    kinds = market_kinds()
-    specs: list[MarketSpec] = []
-    problems: list[str] = []
-    for i, table in enumerate(head.markets):
-        protocol = table.get("protocol")
-        subject = f"market #{i + 1}" + (f" '{table['id']}'" if isinstance(table.get("id"), str) else "")
-        if protocol not in kinds:
-            problems.append(f"{subject} has protocol {protocol!r}: use one of {sorted(kinds)}")
-            continue
-        try:
-            specs.append(kinds[protocol].model_validate_json(json.dumps(table, default=str)))
-        except ValidationError as exc:
-            for err in exc.errors():
-                field = ".".join(str(p) for p in err["loc"])
-                msg = str(err["msg"]).removeprefix("Value error, ")
-                problems.append(f"{subject} ({protocol}): field '{field}': {msg}")
+    specs, problems = parse_tagged(head.markets, market_kinds(), "protocol", "market", "id", "")
     InputError.collect(problems, label)
     return head.chains, specs
 

@@ -193,6 +193,40 @@ def validate_document(
     raise InputError(f"expected a {model.__name__}, a mapping or JSON text, got {type(data).__name__}", source)
 
 
+def parse_tagged(
+    items: Sequence[Any],
+    kinds: Mapping[str, type[M]],
+    tag: str,
+    noun: str,
+    name_field: str,
+    unknown: str,
+) -> tuple[list[M], list[str]]:
+    """Validate a list of tables by the model their ``tag`` field names (a constraint's ``kind``, a
+    market's ``protocol``). Returns the models and every problem found, each naming the item by its
+    position and ``name_field``. Tables go through JSON, so the strict rules match file input."""
+    parsed: list[M] = []
+    problems: list[str] = []
+    for i, item in enumerate(items):
+        if not isinstance(item, Mapping):
+            problems.append(f"{noun} #{i + 1} is a {type(item).__name__}, not a table")
+            continue
+        value = item.get(tag)
+        named = item.get(name_field)
+        subject = f"{noun} #{i + 1}" + (f" '{named}'" if isinstance(named, str) else "")
+        if not isinstance(value, str) or value not in kinds:
+            problems.append(f"{subject} has {tag} {value!r}{unknown}: use one of {sorted(kinds)}")
+            continue
+        try:
+            parsed.append(kinds[value].model_validate_json(json.dumps(item, default=str)))
+        except ValidationError as exc:
+            for err in exc.errors():
+                field = ".".join(str(p) for p in err["loc"])
+                msg = str(err["msg"]).removeprefix("Value error, ")
+                where = f"field '{field}': " if field else ""
+                problems.append(f"{subject} ({value}): {where}{msg}")
+    return parsed, problems
+
+
 def _json_default(value: Any) -> Any:
     if isinstance(value, np.ndarray):
         return value.tolist()

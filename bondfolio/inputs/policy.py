@@ -15,13 +15,12 @@ against one year of yield.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any, ClassVar
 
-from pydantic import BeforeValidator, Field, SerializeAsAny, ValidationError, field_validator
+from pydantic import BeforeValidator, Field, SerializeAsAny, field_validator
 
-from bondfolio.inputs.base import StrictModel, read_source, validate_document
+from bondfolio.inputs.base import StrictModel, parse_tagged, read_source, validate_document
 
 __all__ = [
     "DEFAULT_SOLVERS",
@@ -88,30 +87,11 @@ def constraint_kinds() -> dict[str, type[ConstraintSpec]]:
 def _parse_constraints(value: Any) -> Any:
     if not isinstance(value, list | tuple):
         raise ValueError("constraints must be a list of tables ([[constraints]] in TOML)")
-    parsed: list[ConstraintSpec] = []
-    problems: list[str] = []
-    kinds = constraint_kinds()
-    for i, item in enumerate(value):
-        if isinstance(item, ConstraintSpec):
-            parsed.append(item)
-            continue
-        if not isinstance(item, dict):
-            problems.append(f"constraint #{i + 1} is a {type(item).__name__}, not a table")
-            continue
-        kind = item.get("kind")
-        subject = f"constraint #{i + 1}" + (f" '{item['name']}'" if isinstance(item.get("name"), str) else "")
-        if kind not in kinds:
-            problems.append(f"{subject} has kind {kind!r}, which is not a constraint kind: use one of {sorted(kinds)}")
-            continue
-        try:
-            # through JSON, like every other input: same strict rules for files, text and mappings
-            parsed.append(kinds[kind].model_validate_json(json.dumps(item, default=str)))
-        except ValidationError as exc:
-            for err in exc.errors():
-                field = ".".join(str(p) for p in err["loc"])
-                msg = str(err["msg"]).removeprefix("Value error, ")
-                where = f"field '{field}': " if field else ""
-                problems.append(f"{subject} ({kind}): {where}{msg}")
+    ready = [item for item in value if isinstance(item, ConstraintSpec)]
+    if len(ready) == len(value):
+        return tuple(ready)
+    parsed, problems = parse_tagged(value, constraint_kinds(), "kind", "constraint", "name",
+                                    ", which is not a constraint kind")
     if problems:
         raise ValueError("\n".join(problems))
     return tuple(parsed)
