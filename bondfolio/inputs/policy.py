@@ -108,6 +108,11 @@ class Objective(StrictModel):
     """One-off cost of trading, in basis points of the amount traded, for every opportunity."""
     trading_cost_bp_by_id: dict[str, float] = Field(default_factory=dict)
     """Per-opportunity overrides of ``trading_cost_bp``."""
+    rate_impact: bool = True
+    """Model how our own deposits move the yield of markets whose ``rate_curve`` is known (replacing
+    ``apy_i w_i`` by the exact curve's income, approximated by a concave envelope)."""
+    rate_impact_tolerance_bp: float = Field(default=0.01, gt=0.0, le=100.0)
+    """Accuracy of the envelope, in basis points of portfolio APY, where incomes are concave."""
 
     @field_validator("trading_cost_bp_by_id")
     @classmethod

@@ -106,13 +106,16 @@ class Decision:
     def _allocation(self) -> list[dict[str, Any]]:
         u = self.universe
         w, w0, nav = self.solution.point.w, u.w0, u.nav
+        impact = {m["id"]: m for m in (self.solution.rate_impact or {}).get("markets", [])}
         rows = []
         for i, o in enumerate(self.snapshot.opportunities):
             amount = float(w[i] * nav)
             current = float(w0[i] * nav)
             rows.append({
                 "id": o.id, "protocol": o.protocol, "chain": o.chain, "asset": o.asset, "kind": o.kind.value,
-                "tier": o.tier.value, "apy": o.apy, "duration": o.duration, "risk_score": o.risk_score,
+                "tier": o.tier.value, "apy": impact[o.id]["apy_after"] if o.id in impact else o.apy,
+                "apy_before": impact[o.id]["apy_before"] if o.id in impact else o.apy,
+                "duration": o.duration, "risk_score": o.risk_score,
                 "weight": float(w[i]), "amount": amount, "tokens": amount / o.price,
                 "current_weight": float(w0[i]), "current_amount": current,
                 "trade_amount": amount - current, "trade_tokens": (amount - current) / o.price,
@@ -128,7 +131,8 @@ class Decision:
         variance = u.variance(w)
         dw = w - u.w0
         cost = float(self.program.costs @ np.abs(dw))
-        expected = float(u.apy @ w + obj.cash_apy * x.cash)
+        apy = np.array([a["apy"] for a in self._allocation])  # after our trade, on the exact curves
+        expected = float(apy @ w + obj.cash_apy * x.cash)
         objective = expected - obj.risk_aversion / 2 * variance - cost
         horizons = sorted({*DEFAULT_HORIZONS, *(c.horizon_days for c in self.program.constraints
                                                 if isinstance(c, LiquidityBuffer))})
@@ -229,6 +233,7 @@ class Decision:
                 "attempts": [{k: v for k, v in a.to_dict().items() if k != "seconds"} for a in sol.attempts],
                 "options": sol.options,
             },
+            **({"rate_impact": sol.rate_impact} if sol.rate_impact is not None else {}),
             "provenance": {
                 **inputs_digest(self.snapshot, self.policy, self.holdings),
                 "versions": versions(),

@@ -30,6 +30,7 @@ from bondfolio.errors import CheckFailedError, InfeasibleError, InputError, Solv
 from bondfolio.inputs.policy import Policy
 from bondfolio.inputs.snapshot import Opportunity
 from bondfolio.inputs.universe import Universe
+from bondfolio.solver.rate_impact import RateImpact
 
 __all__ = ["OBJECTIVE_SCALE", "SOLVER_OPTIONS", "Attempt", "Program", "Solution", "effective_constraints"]
 
@@ -103,6 +104,10 @@ class Solution:
     solver_seconds: float | None
     """The solver's own time, as it reports it (None if it does not)."""
     options: dict[str, Any] = field(default_factory=dict)
+    rate_impact: dict[str, Any] | None = None
+    """Per-market APY before and after, envelope accuracy and repairs (when rate impact is modelled)."""
+    objective_exact: float | None = None
+    """The objective evaluated on the exact curves (when rate impact is modelled)."""
 
     @property
     def max_violation(self) -> float:
@@ -147,7 +152,10 @@ class Program:
                 self.compiled.append(c.compile(u, v, r))
 
         obj = policy.objective
-        self.mu = cp.Parameter(u.n, name="apy", value=np.asarray(u.apy))
+        self.impact = RateImpact(u, obj.rate_impact_tolerance_bp) if obj.rate_impact else None
+        if self.impact is not None and not self.impact.active:
+            self.impact = None
+        self.mu = cp.Parameter(u.n, name="apy", value=self._linear_apy(u))
         self.cash_apy = cp.Parameter(name="cash_apy", value=obj.cash_apy)
         self.gamma = cp.Parameter(name="risk_aversion", nonneg=True, value=obj.risk_aversion)
         self.costs = trading_costs(u, policy)
@@ -160,10 +168,31 @@ class Program:
         if self.has_costs:
             expr = expr - self.cost @ v.trade_size
         cvx = [*v.definitions, *self.fold.cvx]
+        if self.impact is not None:
+            income, curve_cons = self.impact.build(v)
+            expr = expr + income
+            cvx.extend(curve_cons)
         for comp in self.compiled:
             cvx.extend(comp.cvx)
         self.problem = cp.Problem(cp.Maximize(OBJECTIVE_SCALE * expr), cvx)
         self.build_seconds = time.perf_counter() - start
+
+    def _linear_apy(self, u: Universe) -> np.ndarray:
+        """``apy`` with zeros where the rate-impact model replaces the linear yield."""
+        mu = np.array(u.apy, dtype=float)
+        if self.impact is not None:
+            mu[self.impact.idx] = 0.0
+        return mu
+
+    def exact_objective(self, point: Point) -> float:
+        """The objective at ``point`` in numpy, with the exact rate curves (APY units)."""
+        u, obj = self.universe, self.policy.objective
+        value = float(self._linear_apy(u) @ point.w + obj.cash_apy * point.cash)
+        if self.impact is not None:
+            value += float(np.sum(self.impact.exact_income(point.w)))
+        value -= obj.risk_aversion / 2 * u.variance(point.w) if self.has_risk else 0.0
+        value -= float(self.costs @ np.abs(point.w - u.w0))
+        return value
 
     # ------------------------------------------------------------------ re-solves
     def update(self, universe: Universe | None = None, risk_aversion: float | None = None) -> None:
@@ -173,12 +202,15 @@ class Program:
             if universe.ids != self.universe.ids:
                 raise InputError("the new snapshot's opportunities differ from the compiled ones: build a new Program")
             self.universe = universe
+            if self.impact is not None:
+                raise InputError("this program models rate impact, whose envelopes depend on the snapshot: "
+                                 "build a new Program for a new snapshot")
             self.vars.update(universe)
             self.fold.update(universe)
             for comp in self.compiled:
                 if comp.dual_source is None:
                     comp.constraint.update(comp, universe)
-            self.mu.value = np.asarray(universe.apy)
+            self.mu.value = self._linear_apy(universe)
             self.costs = trading_costs(universe, self.policy)
             self.cost.value = self.costs
         if risk_aversion is not None:
@@ -192,6 +224,51 @@ class Program:
 
     # ------------------------------------------------------------------ solving
     def solve(self, reuse: bool = False) -> Solution:
+        """Solve, then (with rate impact) repair holdings that landed on a non-concave stretch of an
+        income curve; see :mod:`bondfolio.solver.rate_impact`. Raises as :meth:`solve_once`."""
+        solution = self.solve_once(reuse)
+        if self.impact is None:
+            return solution
+        impact = self.impact
+        repairs: list[dict[str, Any]] = []
+        for _ in range(2 * impact.idx.size):
+            bridged = impact.on_bridge(solution.point.w)
+            if not bridged:
+                break
+            row, left, right, gap = bridged[0]
+            lo0, hi0 = float(impact.lo.value[row]), float(impact.hi.value[row])  # type: ignore[index]
+            best: tuple[float, Solution, float, float] | None = None
+            for lo, hi in ((lo0, min(hi0, left)), (max(lo0, right), hi0)):
+                if lo > hi:
+                    continue
+                self._branch(row, lo, hi)
+                try:
+                    trial = self.solve_once(reuse)
+                except InfeasibleError:
+                    continue
+                value = self.exact_objective(trial.point)
+                if best is None or value > best[0]:
+                    best = (value, trial, lo, hi)
+            if best is None:  # neither side feasible: keep the bridged answer, reported as such
+                self._branch(row, lo0, hi0)
+                break
+            _, solution, lo, hi = best
+            self._branch(row, lo, hi)
+            repairs.append({"id": self.universe.ids[int(impact.idx[row])], "bridge": [left * self.universe.nav,
+                            right * self.universe.nav], "gap_bp": gap * 1e4,
+                            "kept": "left" if hi <= left else "right"})
+        solution.rate_impact = impact.report(solution.point, repairs)
+        solution.objective_exact = self.exact_objective(solution.point)
+        return solution
+
+    def _branch(self, row: int, lo: float, hi: float) -> None:
+        assert self.impact is not None
+        lows = np.array(self.impact.lo.value)
+        highs = np.array(self.impact.hi.value)
+        lows[row], highs[row] = lo, hi
+        self.impact.lo.value, self.impact.hi.value = lows, highs
+
+    def solve_once(self, reuse: bool = False) -> Solution:
         """Solve with each solver of the policy's order until one gives an allocation that passes
         the independent check.
 
