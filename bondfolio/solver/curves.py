@@ -161,9 +161,9 @@ def curve_for(opp: Opportunity, held: float) -> MarketCurve | None:
 class Envelope:
     """Lines ``income <= a_k + b_k * x`` (x in base currency) whose minimum is the model of income.
 
-    ``knots`` are the hull's sample points; ``bridges`` are the x-intervals where the hull lies above
-    the true income (non-concave stretches); ``bound`` is the largest gap between model and income at
-    the knots' midpoints on concave stretches.
+    ``knots`` are the kept hull points; ``bridges`` are the x-intervals where the hull lies above the
+    true income (non-concave stretches); ``bound`` is the largest ``|model - income| / (x + floor)``
+    found on concave stretches (at the samples, plus the sampling's midpoint bound).
     """
 
     a: np.ndarray
@@ -177,37 +177,48 @@ class Envelope:
         return float(np.min(self.a + self.b * x))
 
 
-def envelope(curve: MarketCurve, x_max: float, tol: float, max_points: int = 4000) -> Envelope:
-    """The upper concave hull of ``curve.income`` on ``[0, x_max]`` as lines, refined until every
-    concave segment's midpoint gap is at most ``tol`` (base currency per year)."""
+def envelope(curve: MarketCurve, x_max: float, rel_tol: float, floor: float = 0.0,
+             max_points: int = 4000) -> Envelope:
+    """The upper concave hull of ``curve.income`` on ``[0, x_max]`` as lines, refined until, where the
+    income is concave, every gap between model and income is at most ``rel_tol * (x + floor)``. With
+    ``floor = NAV / m`` for m markets, a portfolio's total error is at most ``2 * rel_tol * NAV``
+    however many markets it holds, without the many lines a purely relative bound needs near 0."""
     if x_max <= 0:
         return Envelope(np.zeros(1), np.zeros(1), np.zeros(1), [], 0.0, 0.0)
-    xs = np.unique(np.concatenate([np.linspace(0.0, x_max, 33), x_max * np.geomspace(1e-6, 1.0, 32),
+    xs = np.unique(np.concatenate([np.linspace(0.0, x_max, 17), x_max * np.geomspace(1e-6, 1.0, 16),
                                    _kink_points(curve, x_max)]))
-    bound = math.inf
+    midpoint_bound = 0.0
     while True:
         fs = curve.income(xs, exact=False)
         hull = _upper_hull(xs, fs)
-        mids, gaps, adjacent = [], [], []
+        mids, gaps = [], []
         for i, j in itertools.pairwise(hull):
             if j == i + 1:
                 m = 0.5 * (xs[i] + xs[j])
                 chord = fs[i] + (fs[j] - fs[i]) * (m - xs[i]) / (xs[j] - xs[i])
-                gap = float(curve.income(m, exact=False)) - chord
                 mids.append(m)
-                gaps.append(gap)
-                adjacent.append(True)
-        bound = max([abs(g) for g in gaps], default=0.0)
-        refine = [m for m, g in zip(mids, gaps, strict=True) if abs(g) > tol]
+                gaps.append(abs(float(curve.income(m, exact=False)) - chord) / (m + floor))
+        midpoint_bound = max(gaps, default=0.0)
+        refine = [m for m, g in zip(mids, gaps, strict=True) if g > rel_tol]
         if not refine or xs.size + len(refine) > max_points:
             break
         xs = np.unique(np.concatenate([xs, refine]))
-    hx, hf = xs[hull], fs[hull]
+    keep = _prune(xs, fs, hull, rel_tol, floor)
+    hx, hf = xs[keep], fs[keep]
     slopes = np.diff(hf) / np.diff(hx)
     a = hf[:-1] - slopes * hx[:-1]
-    bridges = [(float(xs[i]), float(xs[j])) for i, j in itertools.pairwise(hull)
-               if j > i + 1 and np.any(fs[i + 1:j] < hf[hull.index(i)] + (hf[hull.index(j)] - hf[hull.index(i)])
-                                       * (xs[i + 1:j] - xs[i]) / (xs[j] - xs[i]) - tol)]
+    model = np.min(a[None, :] + slopes[None, :] * xs[:, None], axis=1)
+    concave = xs + floor > 0
+    bridges = []
+    for i, j in itertools.pairwise(hull):
+        if j > i + 1:
+            chord = fs[i] + (fs[j] - fs[i]) * (xs[i + 1:j] - xs[i]) / (xs[j] - xs[i])
+            if np.any(fs[i + 1:j] < chord - rel_tol * (xs[i + 1:j] + floor)):
+                bridges.append((float(xs[i]), float(xs[j])))
+                concave[i + 1:j] = False
+    # relative error where the income is concave: at the samples, plus the sampling's midpoint bound
+    sample = np.abs(fs - model)[concave] / (xs[concave] + floor)
+    bound = float(np.max(sample, initial=0.0)) + midpoint_bound
     return Envelope(a, slopes, hx, bridges, bound, x_max)
 
 
@@ -235,3 +246,22 @@ def _upper_hull(xs: np.ndarray, fs: np.ndarray) -> list[int]:
                 break
         hull.append(k)
     return hull
+
+
+def _prune(xs: np.ndarray, fs: np.ndarray, hull: list[int], rel_tol: float, floor: float) -> list[int]:
+    """Hull knots to keep: greedily the farthest next knot whose chord stays within ``rel_tol * x`` of
+    every sample in between (fewer, better-conditioned lines)."""
+    keep = [hull[0]]
+    pos = 0
+    while pos < len(hull) - 1:
+        nxt = pos + 1
+        for cand in range(pos + 2, len(hull)):
+            i, j = hull[pos], hull[cand]
+            chord = fs[i] + (fs[j] - fs[i]) * (xs[i:j + 1] - xs[i]) / (xs[j] - xs[i])
+            span = xs[i:j + 1] + floor
+            if np.max((fs[i:j + 1] - chord)[span > 0] / span[span > 0], initial=0.0) > rel_tol:
+                break
+            nxt = cand
+        keep.append(hull[nxt])
+        pos = nxt
+    return keep

@@ -16,6 +16,7 @@ compilation (``ignore_dpp``), which is several times faster the first time.
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -297,7 +298,9 @@ class Program:
             options = SOLVER_OPTIONS.get(name, {})
             start = time.perf_counter()
             try:
-                self.problem.solve(solver=name, ignore_dpp=not reuse, **options)
+                with warnings.catch_warnings():  # an inaccurate status is recorded and checked, not printed
+                    warnings.filterwarnings("ignore", message="Solution may be inaccurate")
+                    self.problem.solve(solver=name, ignore_dpp=not reuse, **options)
             except cp.error.SolverError as exc:
                 attempts.append(Attempt(name, "error", False, time.perf_counter() - start, str(exc)[:300]))
                 continue

@@ -2,9 +2,10 @@
 
 For each opportunity with a ``rate_curve`` (see :mod:`bondfolio.solver.curves`) the objective's
 ``apy_i * w_i`` becomes a variable ``t_i`` (income / NAV) with ``t_i <= a_ik / NAV + b_ik * w_i`` for
-every line of the market's envelope. The tolerance is split evenly: with ``m`` curve markets each
-envelope is within ``tol_bp / 1e4 * NAV / m`` of its income where income is concave, so the model
-of portfolio APY is within ``tol_bp`` basis points there (default 0.01 bp).
+every line of the market's envelope. The tolerance is relative to the amount held: where incomes are
+concave, each envelope is within ``eps * (x + NAV / m)`` of the income ``I(x)`` (m curve markets,
+``eps`` a quarter of ``tol_bp / 1e4``, refined to half of that), so the model of portfolio income is
+within ``tol_bp`` basis points of NAV however many markets the book holds (default 0.01 bp).
 
 Where an income is not concave (a pool above its kink), the envelope bridges the dip and may overstate
 it. After a solve, a market whose holding lies inside a bridge is *repaired*: the program is solved
@@ -49,8 +50,11 @@ class RateImpact:
                 curves.append(curve)
         self.idx = np.array(idx, dtype=int)
         self.curves = curves
-        tol = self.tol_bp / 1e4 * u.nav / max(len(curves), 1)
-        self.envelopes = [envelope(c, u.nav, tol) for c in curves]
+        # error <= rel * (x + NAV / m) per market, so at most 2 rel NAV in all; a quarter of the budget,
+        # as the sampled envelope's bound is up to about twice its refinement tolerance
+        rel = self.tol_bp / 1e4 / 4
+        floor = u.nav / max(len(curves), 1)
+        self.envelopes = [envelope(c, u.nav, rel, floor) for c in curves]
 
     @property
     def active(self) -> bool:
@@ -60,25 +64,27 @@ class RateImpact:
         """The income term (sum of ``t``, in NAV units) and its envelope constraints; also branch bounds
         (``lo <= w <= hi`` per curve market, inactive by default) for the repair step."""
         m = self.idx.size
-        k = max(e.a.size for e in self.envelopes)
-        a = np.zeros((m, k))
-        b = np.zeros((m, k))
+        nav = self.universe.nav
+        k = max(e.knots.size for e in self.envelopes)
+        xk = np.zeros((m, k))
+        fk = np.zeros((m, k))
         for r, e in enumerate(self.envelopes):
-            a[r, :] = e.a[-1] / self.universe.nav
-            b[r, :] = e.b[-1]
-            a[r, : e.a.size] = e.a / self.universe.nav
-            b[r, : e.b.size] = e.b
-        self.t = cp.Variable(m, name="curve_income")
-        self.a = cp.Parameter((m, k), name="envelope_intercepts", value=a)
-        self.b = cp.Parameter((m, k), name="envelope_slopes", value=b)
+            values = e.a[0] + e.b[0] * e.knots[:1]
+            values = np.concatenate([values, e.a + e.b * e.knots[1:]])  # income at each knot
+            xk[r, :], fk[r, :] = e.knots[-1] / nav, values[-1] / nav  # pad with the last knot
+            xk[r, : e.knots.size], fk[r, : e.knots.size] = e.knots / nav, values / nav
+        # the hull as convex combinations of its knots: w = sum lam x_k, income = sum lam f_k; for a
+        # concave hull the best combination uses two adjacent knots, i.e. the piecewise-linear hull
+        # itself; better conditioned than one cut per line
+        self.lam = cp.Variable((m, k), nonneg=True, name="knot_weights")
+        self.xk = cp.Parameter((m, k), name="knot_weights_x", value=xk)
+        self.fk = cp.Parameter((m, k), name="knot_income", value=fk)
         self.lo = cp.Parameter(m, name="branch_floor", value=np.zeros(m))
         self.hi = cp.Parameter(m, name="branch_cap", value=np.full(m, 2.0))
         w = v.w[self.idx]
-        ones = np.ones((1, k))
-        wide_w = cp.reshape(w, (m, 1), order="C") @ ones
-        wide_t = cp.reshape(self.t, (m, 1), order="C") @ ones
-        cons = [wide_t <= self.a + cp.multiply(self.b, wide_w), w >= self.lo, w <= self.hi]
-        return cp.sum(self.t), cons
+        cons = [cp.sum(self.lam, axis=1) == 1, w == cp.sum(cp.multiply(self.xk, self.lam), axis=1),
+                w >= self.lo, w <= self.hi]
+        return cp.sum(cp.multiply(self.fk, self.lam)), cons
 
     # ------------------------------------------------------------------ exact evaluation
     def exact_income(self, w: np.ndarray) -> np.ndarray:
