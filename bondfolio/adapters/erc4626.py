@@ -112,6 +112,8 @@ class Erc4626Vault(UnitPriced):
             "apy": apy, "duration": self.duration,
             "tvl": fraction(total, asset_scale) * self.price, "price": share_price, "market": self.vault,
             "withdrawal_delay_days": self.withdrawal_delay_days, "depositable": max_deposit > 0,
+            **({"rate_curve": {"model": "dilution", "total_assets": fraction(total, asset_scale) * self.price}}
+               if total > 0 else {}),
             **({"available_liquidity": fraction(max_withdraw, asset_scale) * self.price} if self.holder else {}),
             "_details": {"share_price_now": p1, "share_price_then": p0, "seconds": ctx.timestamp - t0,
                          "max_deposit": max_deposit, "max_withdraw": max_withdraw},

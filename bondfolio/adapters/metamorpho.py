@@ -122,6 +122,8 @@ class MetaMorphoVault(UnitPriced):
             "available_liquidity": fraction(withdrawable, scale) * self.price,
             "tvl": fraction(total, scale) * self.price,
             "price": fraction(p1 * share_scale, scale * SHARE_UNIT) * self.price, "market": v,
+            **({"rate_curve": {"model": "dilution", "total_assets": fraction(total, scale) * self.price}}
+               if total > 0 else {}),
             "_details": {
                 "markets": [{"id": m["id"], "assets": m["assets"], "cap": m["cap"], "supply_apy": m["supply_apy"]}
                             for m in markets],

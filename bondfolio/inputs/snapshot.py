@@ -33,6 +33,7 @@ __all__ = [
     "AdaptiveCurve",
     "AsOf",
     "ChainBlock",
+    "DilutionCurve",
     "FactorRisk",
     "Kind",
     "KinkedCurve",
@@ -108,7 +109,16 @@ class AdaptiveCurve(StrictModel):
     total_borrow: float = Field(ge=0.0)
 
 
-RateCurve = Annotated[KinkedCurve | AdaptiveCurve, Field(discriminator="model")]
+class DilutionCurve(StrictModel):
+    """A vault whose yield (``apy * total_assets`` a year) is shared by all its assets: depositing x
+    dilutes it to ``apy * total_assets / (total_assets + x)``."""
+
+    model: Literal["dilution"] = "dilution"
+    total_assets: float = Field(gt=0.0)
+    """The vault's assets at the read block, base currency."""
+
+
+RateCurve = Annotated[KinkedCurve | AdaptiveCurve | DilutionCurve, Field(discriminator="model")]
 
 
 class Opportunity(StrictModel):

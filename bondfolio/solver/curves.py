@@ -23,7 +23,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from bondfolio.inputs.snapshot import AdaptiveCurve, KinkedCurve, Opportunity
+from bondfolio.inputs.snapshot import AdaptiveCurve, DilutionCurve, KinkedCurve, Opportunity
 
 __all__ = ["Envelope", "MarketCurve", "curve_for", "envelope"]
 
@@ -150,6 +150,9 @@ def curve_for(opp: Opportunity, held: float) -> MarketCurve | None:
                                                                  c.reserve_factor), held)
         per_second = tuple(round(v * WAD / SECONDS_PER_YEAR) for v in (c.base, c.slope_low, c.slope_high))
         return MarketCurve("comet", others, c.total_borrow, (*per_second, round(c.kink * WAD)), held)
+    if isinstance(c, DilutionCurve):
+        # the yield amount at the read block, shared over the others' assets plus ours
+        return MarketCurve("dilution", max(c.total_assets - held, 0.0), 0.0, (opp.apy * c.total_assets,), held)
     if isinstance(c, AdaptiveCurve):
         others = max(c.total_supply - held, 0.0)
         return MarketCurve("adaptive", others, c.total_borrow, (c.rate_at_target, c.target_utilization,
@@ -198,6 +201,14 @@ def envelope(curve: MarketCurve, x_max: float, rel_tol: float, floor: float = 0.
                 chord = fs[i] + (fs[j] - fs[i]) * (m - xs[i]) / (xs[j] - xs[i])
                 mids.append(m)
                 gaps.append(abs(float(curve.income(m, exact=False)) - chord) / (m + floor))
+            else:
+                # a bridge: its ends are tangency points only as fine as the samples beside them, and
+                # the income may rise above the chord just past an end; close in on each end
+                # geometrically (a quarter of the way to its neighbour) until the spacing is fine
+                for end, nb in ((i, i + 1), (j, j - 1)):
+                    if abs(xs[nb] - xs[end]) > 1e-5 * x_max:
+                        mids.append(xs[end] + 0.25 * (xs[nb] - xs[end]))
+                        gaps.append(2 * rel_tol)
         midpoint_bound = max(gaps, default=0.0)
         refine = [m for m, g in zip(mids, gaps, strict=True) if g > rel_tol]
         if not refine or xs.size + len(refine) > max_points:
