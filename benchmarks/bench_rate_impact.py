@@ -62,9 +62,10 @@ def greedy(curves: list, nav: float, chunks: int = 100) -> float:
     x = np.zeros(len(curves))
     step = nav / chunks
     for _ in range(chunks):
-        gains = [float(c.income(xi + step, exact=False) - c.income(xi, exact=False)) for c, xi in zip(curves, x, strict=False)]
+        gains = [float(c.income(xi + step, exact=False) - c.income(xi, exact=False))
+                 for c, xi in zip(curves, x, strict=True)]
         x[int(np.argmax(gains))] += step
-    return float(sum(float(c.income(xi)) for c, xi in zip(curves, x, strict=False)))
+    return float(sum(float(c.income(xi)) for c, xi in zip(curves, x, strict=True)))
 
 
 def main() -> None:
