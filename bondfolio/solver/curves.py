@@ -191,42 +191,46 @@ def envelope(curve: MarketCurve, x_max: float, rel_tol: float, floor: float = 0.
     xs = np.unique(np.concatenate([np.linspace(0.0, x_max, 17), x_max * np.geomspace(1e-6, 1.0, 16),
                                    _kink_points(curve, x_max)]))
     midpoint_bound = 0.0
+    fs = curve.income(xs, exact=False)
     while True:
-        fs = curve.income(xs, exact=False)
-        hull = _upper_hull(xs, fs)
-        mids, gaps = [], []
-        for i, j in itertools.pairwise(hull):
-            if j == i + 1:
-                m = 0.5 * (xs[i] + xs[j])
-                chord = fs[i] + (fs[j] - fs[i]) * (m - xs[i]) / (xs[j] - xs[i])
-                mids.append(m)
-                gaps.append(abs(float(curve.income(m, exact=False)) - chord) / (m + floor))
-            else:
-                # a bridge: its ends are tangency points only as fine as the samples beside them, and
-                # the income may rise above the chord just past an end; close in on each end
-                # geometrically (a quarter of the way to its neighbour) until the spacing is fine
-                for end, nb in ((i, i + 1), (j, j - 1)):
-                    if abs(xs[nb] - xs[end]) > 1e-5 * x_max:
-                        mids.append(xs[end] + 0.25 * (xs[nb] - xs[end]))
-                        gaps.append(2 * rel_tol)
-        midpoint_bound = max(gaps, default=0.0)
-        refine = [m for m, g in zip(mids, gaps, strict=True) if g > rel_tol]
-        if not refine or xs.size + len(refine) > max_points:
+        hull = np.array(_upper_hull(xs, fs))
+        i, j = hull[:-1], hull[1:]
+        adjacent = j == i + 1
+        # concave stretches: the chord's error at each midpoint, all in one evaluation
+        ia, ja = i[adjacent], j[adjacent]
+        mids = 0.5 * (xs[ia] + xs[ja])
+        chords = fs[ia] + (fs[ja] - fs[ia]) * 0.5
+        gaps = np.abs(curve.income(mids, exact=False) - chords) / (mids + floor)
+        midpoint_bound = float(np.max(gaps, initial=0.0))
+        refine = [mids[gaps > rel_tol]]
+        # bridges: their ends are tangency points only as fine as the samples beside them, and the
+        # income may rise above the chord just past an end; close in on each end geometrically
+        for end, nb in ((i[~adjacent], i[~adjacent] + 1), (j[~adjacent], j[~adjacent] - 1)):
+            far = np.abs(xs[nb] - xs[end]) > 1e-5 * x_max
+            refine.append(xs[end][far] + 0.25 * (xs[nb][far] - xs[end][far]))
+        new = np.concatenate(refine)
+        if new.size == 0 or xs.size + new.size > max_points:
             break
-        xs = np.unique(np.concatenate([xs, refine]))
-    keep = _prune(xs, fs, hull, rel_tol, floor)
-    hx, hf = xs[keep], fs[keep]
+        xs = np.concatenate([xs, new])
+        order = np.argsort(xs, kind="stable")
+        xs, fs = xs[order], np.concatenate([fs, curve.income(new, exact=False)])[order]
+        distinct = np.concatenate([[True], np.diff(xs) > 0])
+        xs, fs = xs[distinct], fs[distinct]
+    hull_list = [int(k) for k in _upper_hull(xs, fs)]
+    kept = _prune(xs, fs, hull_list, rel_tol, floor)
+    hx, hf = xs[kept], fs[kept]
     slopes = np.diff(hf) / np.diff(hx)
     a = hf[:-1] - slopes * hx[:-1]
     model = np.min(a[None, :] + slopes[None, :] * xs[:, None], axis=1)
     concave = xs + floor > 0
     bridges = []
-    for i, j in itertools.pairwise(hull):
-        if j > i + 1:
-            chord = fs[i] + (fs[j] - fs[i]) * (xs[i + 1:j] - xs[i]) / (xs[j] - xs[i])
-            if np.any(fs[i + 1:j] < chord - rel_tol * (xs[i + 1:j] + floor)):
-                bridges.append((float(xs[i]), float(xs[j])))
-                concave[i + 1:j] = False
+    for left, right in itertools.pairwise(hull_list):
+        if right > left + 1:
+            inner = slice(left + 1, right)
+            chord = fs[left] + (fs[right] - fs[left]) * (xs[inner] - xs[left]) / (xs[right] - xs[left])
+            if np.any(fs[inner] < chord - rel_tol * (xs[inner] + floor)):
+                bridges.append((float(xs[left]), float(xs[right])))
+                concave[inner] = False
     # relative error where the income is concave: at the samples, plus the sampling's midpoint bound
     sample = np.abs(fs - model)[concave] / (xs[concave] + floor)
     bound = float(np.max(sample, initial=0.0)) + midpoint_bound
@@ -245,6 +249,7 @@ def _kink_points(curve: MarketCurve, x_max: float) -> np.ndarray:
 
 
 def _upper_hull(xs: np.ndarray, fs: np.ndarray) -> list[int]:
+    # (a plain loop: xs is at most a few thousand points)
     """Indices of the upper concave hull of points sorted by x (monotone chain)."""
     hull: list[int] = []
     for k in range(xs.size):

@@ -153,7 +153,9 @@ class Program:
                 self.compiled.append(c.compile(u, v, r))
 
         obj = policy.objective
-        self.impact = RateImpact(u, obj.rate_impact_tolerance_bp) if obj.rate_impact else None
+        upper = np.full(u.n, np.inf)
+        upper[self.fold.ub_idx] = np.asarray(self.fold.ub.value)
+        self.impact = RateImpact(u, obj.rate_impact_tolerance_bp, upper) if obj.rate_impact else None
         if self.impact is not None and not self.impact.active:
             self.impact = None
         self.mu = cp.Parameter(u.n, name="apy", value=self._linear_apy(u))

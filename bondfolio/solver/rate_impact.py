@@ -35,6 +35,9 @@ class RateImpact:
 
     universe: Universe
     tol_bp: float
+    upper: np.ndarray | None = None
+    """Largest weight each opportunity may take under the program's simple bounds (envelopes are
+    built up to ``min(1, upper) * NAV``); ``None`` for no bound beyond the budget."""
     idx: np.ndarray = field(init=False)
     curves: list[MarketCurve] = field(init=False)
     envelopes: list[Envelope] = field(init=False)
@@ -54,7 +57,9 @@ class RateImpact:
         # as the sampled envelope's bound is up to about twice its refinement tolerance
         rel = self.tol_bp / 1e4 / 4
         floor = u.nav / max(len(curves), 1)
-        self.envelopes = [envelope(c, u.nav, rel, floor) for c in curves]
+        caps = np.ones(u.n) if self.upper is None else np.minimum(self.upper, 1.0)
+        self.envelopes = [envelope(c, float(max(caps[i], 0.0)) * u.nav, rel, floor) for c, i in zip(curves, idx,
+                                                                                                    strict=True)]
 
     @property
     def active(self) -> bool:
