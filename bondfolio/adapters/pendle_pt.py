@@ -47,6 +47,7 @@ class PendlePtMarket(UnitPriced):
         state = self.expect(first[0], "reading the market state").values
         assert state is not None
         pt = self.expect(first[1], "reading the market's tokens").values[1]  # type: ignore[index]
+        total_pt, total_sy, scalar_root = int(state[0]), int(state[1]), int(state[4])
         expiry, ln_rate = int(state[5]), int(state[8])
         if expiry <= ctx.timestamp:
             raise self.fail(f"expired at {datetime.fromtimestamp(expiry, UTC).isoformat()}: its PT redeems 1:1; "
@@ -56,11 +57,23 @@ class PendlePtMarket(UnitPriced):
         years = (expiry - ctx.timestamp) / SECONDS_PER_YEAR
         rate = fraction(ln_rate, WAD)
         maturity = datetime.fromtimestamp(expiry, UTC)
+        # Pendle's AMM: exchange rate = ln(p / (1 - p)) / rateScalar + anchor, p = PT share of the pool,
+        # rateScalar = scalarRoot * year / time to expiry. Buying d PT moves p by -d / N, so the price
+        # moves by about d / (N rateScalar p (1 - p)): depth = N rateScalar p (1 - p), in asset units
+        # (SY counted 1:1 with the asset)
+        depth = None
+        pool = total_pt + total_sy
+        if total_pt > 0 and total_sy > 0 and scalar_root > 0:
+            share = total_pt / pool
+            rate_scalar = fraction(scalar_root, WAD) * SECONDS_PER_YEAR / (expiry - ctx.timestamp)
+            depth = fraction(pool, 10 ** int(self.expect(second[1], "reading the PT's decimals").value)) \
+                * rate_scalar * share * (1 - share) * self.price
         return {
             "id": self.id or f"pendle-pt-{self.chain}-{str(symbol).lower()}-{maturity:%Y-%m-%d}",
             "protocol": "pendle", "chain": self.chain, "asset": symbol, "kind": "fixed",
             "apy": math.expm1(rate), "duration": years, "maturity": maturity.isoformat(),
             "price": math.exp(-rate * years) * self.price, "market": self.market,
+            **({"rate_curve": {"model": "amm", "depth": depth}} if depth else {}),
             "_details": {"ln_implied_rate": ln_rate, "expiry": expiry, "pt": pt},
         }
 

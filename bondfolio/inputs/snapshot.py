@@ -31,6 +31,7 @@ __all__ = [
     "PSD_TOLERANCE",
     "SNAPSHOT_SCHEMA",
     "AdaptiveCurve",
+    "AmmCurve",
     "AsOf",
     "ChainBlock",
     "DilutionCurve",
@@ -118,7 +119,19 @@ class DilutionCurve(StrictModel):
     """The vault's assets at the read block, base currency."""
 
 
-RateCurve = Annotated[KinkedCurve | AdaptiveCurve | DilutionCurve, Field(discriminator="model")]
+class AmmCurve(StrictModel):
+    """An AMM market (Pendle PT): a fixed yield, but trading moves the price against us.
+
+    To first order the price moves linearly with the amount traded, so trading an amount ``a`` (base
+    currency, either way) costs ``a ** 2 / (2 * depth)`` once: a convex slippage cost. ``depth`` is the
+    amount that would move the price by 100 %, base currency.
+    """
+
+    model: Literal["amm"] = "amm"
+    depth: float = Field(gt=0.0)
+
+
+RateCurve = Annotated[KinkedCurve | AdaptiveCurve | DilutionCurve | AmmCurve, Field(discriminator="model")]
 
 
 class Opportunity(StrictModel):

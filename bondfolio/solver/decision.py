@@ -133,7 +133,8 @@ class Decision:
         cost = float(self.program.costs @ np.abs(dw))
         apy = np.array([a["apy"] for a in self._allocation])  # after our trade, on the exact curves
         expected = float(apy @ w + obj.cash_apy * x.cash)
-        objective = expected - obj.risk_aversion / 2 * variance - cost
+        slippage = float((self.solution.rate_impact or {}).get("slippage_cost_share", 0.0))
+        objective = expected - obj.risk_aversion / 2 * variance - cost - slippage
         horizons = sorted({*DEFAULT_HORIZONS, *(c.horizon_days for c in self.program.constraints
                                                 if isinstance(c, LiquidityBuffer))})
         buffers = {}
@@ -153,6 +154,7 @@ class Decision:
             "liquidity_buffer": buffers,
             "turnover": float(np.sum(np.abs(dw))),
             "trading_cost": cost,
+            "slippage_cost": slippage,
             "objective": objective,
             "solver_objective": self.solution.objective,
         }

@@ -170,11 +170,11 @@ class Program:
         self.has_costs = bool(np.any(self.costs > 0))
         if self.has_costs:
             expr = expr - self.cost @ v.trade_size
-        cvx = [*v.definitions, *self.fold.cvx]
-        if self.impact is not None:
+        curve_cons: list[cp.Constraint] = []
+        if self.impact is not None:  # before collecting definitions: it may create the trade variable
             income, curve_cons = self.impact.build(v)
             expr = expr + income
-            cvx.extend(curve_cons)
+        cvx = [*v.definitions, *self.fold.cvx, *curve_cons]
         for comp in self.compiled:
             cvx.extend(comp.cvx)
         self.problem = cp.Problem(cp.Maximize(OBJECTIVE_SCALE * expr), cvx)
@@ -193,6 +193,7 @@ class Program:
         value = float(self._linear_apy(u) @ point.w + obj.cash_apy * point.cash)
         if self.impact is not None:
             value += float(np.sum(self.impact.exact_income(point.w)))
+            value -= float(np.sum(self.impact.slippage(point.w)))
         value -= obj.risk_aversion / 2 * u.variance(point.w) if self.has_risk else 0.0
         value -= float(self.costs @ np.abs(point.w - u.w0))
         return value

@@ -23,6 +23,7 @@ import cvxpy as cp
 import numpy as np
 
 from bondfolio.constraints.base import Point, Vars
+from bondfolio.inputs.snapshot import AmmCurve
 from bondfolio.inputs.universe import Universe
 from bondfolio.solver.curves import Envelope, MarketCurve, curve_for, envelope
 
@@ -53,6 +54,11 @@ class RateImpact:
                 curves.append(curve)
         self.idx = np.array(idx, dtype=int)
         self.curves = curves
+        # AMM markets (Pendle PT): a one-off slippage cost depth-scaled, (dw NAV)^2 / (2 depth) / NAV
+        amm = [(i, o.rate_curve.depth) for i, o in enumerate(u.snapshot.opportunities)
+               if isinstance(o.rate_curve, AmmCurve)]
+        self.amm_idx = np.array([i for i, _ in amm], dtype=int)
+        self.amm_coef = np.array([u.nav / (2 * depth) for _, depth in amm])
         # error <= rel * (x + NAV / m) per market, so at most 2 rel NAV in all; a quarter of the budget,
         # as the sampled envelope's bound is up to about twice its refinement tolerance
         rel = self.tol_bp / 1e4 / 4
@@ -63,11 +69,26 @@ class RateImpact:
 
     @property
     def active(self) -> bool:
-        return self.idx.size > 0
+        return self.idx.size > 0 or self.amm_idx.size > 0
+
+    def slippage(self, w: np.ndarray) -> np.ndarray:
+        """One-off slippage cost / NAV of each AMM market for trading from current weights to ``w``."""
+        dw = np.asarray(w)[self.amm_idx] - np.asarray(self.universe.w0)[self.amm_idx]
+        return np.asarray(self.amm_coef * dw**2)
 
     def build(self, v: Vars) -> tuple[cp.Expression, list[cp.Constraint]]:
-        """The income term (sum of ``t``, in NAV units) and its envelope constraints; also branch bounds
-        (``lo <= w <= hi`` per curve market, inactive by default) for the repair step."""
+        """The income term of curve markets (NAV units) minus AMM slippage, and the envelope
+        constraints; also branch bounds (``lo <= w <= hi`` per curve market, inactive by default) for
+        the repair step."""
+        term: cp.Expression = cp.Constant(0.0)
+        cons: list[cp.Constraint] = []
+        if self.amm_idx.size:
+            self.slip = cp.Parameter(self.amm_idx.size, nonneg=True, name="slippage", value=self.amm_coef)
+            term = term - self.slip @ cp.square(v.trade_size[self.amm_idx])
+        self.lo = cp.Parameter(max(self.idx.size, 1), name="branch_floor", value=np.zeros(max(self.idx.size, 1)))
+        self.hi = cp.Parameter(max(self.idx.size, 1), name="branch_cap", value=np.full(max(self.idx.size, 1), 2.0))
+        if not self.idx.size:
+            return term, cons
         m = self.idx.size
         nav = self.universe.nav
         k = max(e.knots.size for e in self.envelopes)
@@ -84,21 +105,23 @@ class RateImpact:
         self.lam = cp.Variable((m, k), nonneg=True, name="knot_weights")
         self.xk = cp.Parameter((m, k), name="knot_weights_x", value=xk)
         self.fk = cp.Parameter((m, k), name="knot_income", value=fk)
-        self.lo = cp.Parameter(m, name="branch_floor", value=np.zeros(m))
-        self.hi = cp.Parameter(m, name="branch_cap", value=np.full(m, 2.0))
         w = v.w[self.idx]
-        cons = [cp.sum(self.lam, axis=1) == 1, w == cp.sum(cp.multiply(self.xk, self.lam), axis=1),
-                w >= self.lo, w <= self.hi]
-        return cp.sum(cp.multiply(self.fk, self.lam)), cons
+        cons += [cp.sum(self.lam, axis=1) == 1, w == cp.sum(cp.multiply(self.xk, self.lam), axis=1),
+                 w >= self.lo, w <= self.hi]
+        return term + cp.sum(cp.multiply(self.fk, self.lam)), cons
 
     # ------------------------------------------------------------------ exact evaluation
     def exact_income(self, w: np.ndarray) -> np.ndarray:
+        if not self.idx.size:
+            return np.zeros(0)
         """Exact annual income / NAV of each curve market at weights ``w``."""
         nav = self.universe.nav
         return np.array([float(c.income(max(float(w[i]), 0.0) * nav)) / nav for c, i in zip(self.curves, self.idx,
                                                                                             strict=True)])
 
     def model_income(self, w: np.ndarray) -> np.ndarray:
+        if not self.idx.size:
+            return np.zeros(0)
         nav = self.universe.nav
         return np.array([e.value(max(float(w[i]), 0.0) * nav) / nav for e, i in zip(self.envelopes, self.idx,
                                                                                     strict=True)])
@@ -131,5 +154,10 @@ class RateImpact:
             del r
         exact = float(np.sum(self.exact_income(point.w)))
         model = float(np.sum(self.model_income(point.w)))
-        return {"markets": markets, "tolerance_bp": self.tol_bp, "exact_income_share": exact,
-                "model_income_share": model, "model_minus_exact_bp": (model - exact) * 1e4, "repairs": repairs}
+        slip = self.slippage(point.w)
+        amm = [{"id": u.ids[i], "model": "amm", "depth": float(u.nav / (2 * c)),
+                "trade_amount": float((point.w[i] - u.w0[i]) * nav), "slippage_cost": float(s * nav)}
+               for i, c, s in zip(self.amm_idx, self.amm_coef, slip, strict=True)]
+        return {"markets": markets, "amm": amm, "slippage_cost_share": float(np.sum(slip)),
+                "tolerance_bp": self.tol_bp, "exact_income_share": exact, "model_income_share": model,
+                "model_minus_exact_bp": (model - exact) * 1e4, "repairs": repairs}

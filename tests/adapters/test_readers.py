@@ -241,3 +241,17 @@ def test_aave_v31_strategy_layout(chain: Chain) -> None:
     assert curve is not None and curve.model == "kinked"
     assert (curve.kink, curve.base, curve.slope_low, curve.slope_high) == tuple(v / RAY for v in ray_data)
     assert (curve.kink, curve.base, curve.slope_low, curve.slope_high) == (0.92, 0.0025, 0.055, 0.6)
+
+
+def test_pendle_amm_depth_from_market_state(chain: Chain, snap) -> None:  # type: ignore[no-untyped-def]
+    opps, _, snapshot = snap
+    o = opps["pendle-pt-devnet-usde-180d"]
+    market = contract(chain, chain.world.pendle_markets["usde-180d"], "PendleMarketState")
+    state = market.functions.readState(chain.w3.eth.accounts[0]).call(block_identifier=chain.world.block)
+    now = int(snapshot.as_of.timestamp.timestamp())
+    pool = state[0] + state[1]
+    share = state[0] / pool
+    rate_scalar = state[4] / WAD * SECONDS_PER_YEAR / (state[5] - now)
+    expected = pool / 1e6 * rate_scalar * share * (1 - share)  # the devnet PT has the USDC token's 6 decimals
+    assert o.rate_curve is not None and o.rate_curve.model == "amm"
+    assert o.rate_curve.depth == pytest.approx(expected, rel=1e-12)

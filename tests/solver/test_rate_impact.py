@@ -134,3 +134,22 @@ def test_withdrawal_raises_the_rate_and_is_optimal() -> None:
     x, best = brute_force(curve, 0.0195, 2e6)
     assert report["amount"] == pytest.approx(x, abs=2e3)
     assert decision.metrics["expected_apy"] * 2e6 >= best - 1e-6 * 2e6
+
+
+def test_amm_slippage_closed_form() -> None:
+    # maximize 0.08 x + 0.04 (N - x) - x^2 / (2 D)  =>  x* = (0.08 - 0.04) D
+    depth, nav = 5e6, 1e6
+    pt = opportunity("pt", 0.08, protocol="pendle", kind="fixed", duration=0.0, rate_curve={"model": "amm",
+                                                                                          "depth": depth})
+    safe = opportunity("safe", 0.04, protocol="sky")
+    decision = bondfolio.allocate(snapshot([pt, safe], cov=np.zeros((2, 2))), {"name": "amm", "nav": nav,
+                                                                               "constraints": []})
+    x = 0.04 * depth
+    assert decision.weights["pt"] * nav == pytest.approx(x, abs=1e-3 * nav * 1e-3)
+    report = decision.to_dict()["rate_impact"]["amm"][0]
+    assert report["slippage_cost"] == pytest.approx(x**2 / (2 * depth), rel=1e-6)
+    assert decision.metrics["slippage_cost"] == pytest.approx(x**2 / (2 * depth) / nav, rel=1e-6)
+    # without rate impact the PT takes everything: the linear model ignores the price we move
+    linear = bondfolio.allocate(snapshot([pt, safe], cov=np.zeros((2, 2))),
+                                {"name": "amm", "nav": nav, "objective": {"rate_impact": False}, "constraints": []})
+    assert linear.weights["pt"] == pytest.approx(1.0, abs=1e-7)
