@@ -202,7 +202,12 @@ def envelope(curve: MarketCurve, x_max: float, rel_tol: float, floor: float = 0.
         chords = fs[ia] + (fs[ja] - fs[ia]) * 0.5
         gaps = np.abs(curve.income(mids, exact=False) - chords) / (mids + floor)
         midpoint_bound = float(np.max(gaps, initial=0.0))
-        refine = [mids[gaps > rel_tol]]
+        # a chord's error shrinks with the square of its length: split each coarse segment into
+        # ceil(sqrt(gap / tol)) pieces at once, so refinement converges in a couple of passes
+        coarse = gaps > rel_tol
+        pieces = np.ceil(np.sqrt(gaps[coarse] / rel_tol)).astype(int)
+        refine = [xs[ia][coarse][k] + (xs[ja][coarse][k] - xs[ia][coarse][k]) * np.arange(1, p) / p
+                  for k, p in enumerate(pieces)]
         # bridges: their ends are tangency points only as fine as the samples beside them, and the
         # income may rise above the chord just past an end; close in on each end geometrically
         for end, nb in ((i[~adjacent], i[~adjacent] + 1), (j[~adjacent], j[~adjacent] - 1)):
@@ -217,8 +222,7 @@ def envelope(curve: MarketCurve, x_max: float, rel_tol: float, floor: float = 0.
         distinct = np.concatenate([[True], np.diff(xs) > 0])
         xs, fs = xs[distinct], fs[distinct]
     hull_list = [int(k) for k in _upper_hull(xs, fs)]
-    kept = _prune(xs, fs, hull_list, rel_tol, floor)
-    hx, hf = xs[kept], fs[kept]
+    hx, hf = xs[hull_list], fs[hull_list]
     slopes = np.diff(hf) / np.diff(hx)
     a = hf[:-1] - slopes * hx[:-1]
     model = np.min(a[None, :] + slopes[None, :] * xs[:, None], axis=1)
@@ -263,21 +267,3 @@ def _upper_hull(xs: np.ndarray, fs: np.ndarray) -> list[int]:
         hull.append(k)
     return hull
 
-
-def _prune(xs: np.ndarray, fs: np.ndarray, hull: list[int], rel_tol: float, floor: float) -> list[int]:
-    """Hull knots to keep: greedily the farthest next knot whose chord stays within ``rel_tol * x`` of
-    every sample in between (fewer, better-conditioned lines)."""
-    keep = [hull[0]]
-    pos = 0
-    while pos < len(hull) - 1:
-        nxt = pos + 1
-        for cand in range(pos + 2, len(hull)):
-            i, j = hull[pos], hull[cand]
-            chord = fs[i] + (fs[j] - fs[i]) * (xs[i:j + 1] - xs[i]) / (xs[j] - xs[i])
-            span = xs[i:j + 1] + floor
-            if np.max((fs[i:j + 1] - chord)[span > 0] / span[span > 0], initial=0.0) > rel_tol:
-                break
-            nxt = cand
-        keep.append(hull[nxt])
-        pos = nxt
-    return keep
