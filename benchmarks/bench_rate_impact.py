@@ -29,13 +29,13 @@ from bondfolio.inputs import load_snapshot
 from bondfolio.solver.curves import curve_for
 
 
-def book(n: int, nav: float, seed: int) -> dict:
+def book(n: int, nav: float, seed: int, utilization: tuple[float, float] = (0.4, 0.88)) -> dict:
     rng = np.random.default_rng(seed)
     opps = []
     for i in range(n):
         model = ["aave", "comet", "adaptive", "dilution"][i % 4]
         supply = float(rng.uniform(2e6, 10e6))
-        u = float(rng.uniform(0.4, 0.88))
+        u = float(rng.uniform(*utilization))
         if model == "aave":
             curve = {"model": "kinked", "applies_to": "borrow", "kink": 0.9, "base": float(rng.uniform(0, 0.01)),
                      "slope_low": float(rng.uniform(0.03, 0.08)), "slope_high": 0.6, "reserve_factor": 0.1,
@@ -76,18 +76,20 @@ def main() -> None:
     parser.add_argument("--large", type=int, default=500)
     args = parser.parse_args()
     policy = {"name": "impact", "nav": args.nav, "constraints": []}
-    print(f"{'book':>4} {'markets':>7} {'greedy APY':>11} {'bondfolio APY':>14} {'gain bp':>8}")
-    gains = []
-    for seed in range(args.books):
-        raw = book(args.markets, args.nav, seed)
-        snap = load_snapshot(raw)
-        curves = [curve_for(o, 0.0) for o in snap.opportunities]
-        g = greedy(curves, args.nav) / args.nav
-        d = bondfolio.allocate(snap, policy)
-        b = d.metrics["expected_apy"]
-        gains.append((b - g) * 1e4)
-        print(f"{seed:>4} {args.markets:>7} {g:>11.5%} {b:>14.5%} {gains[-1]:>8.3f}")
-    print(f"mean gain over greedy 1 % water-filling: {statistics.mean(gains):.3f} bp (min {min(gains):.3f})")
+    for label, utilization in (("utilization 40-88 %", (0.4, 0.88)), ("hot pools, utilization 85-97 %",
+                                                                       (0.85, 0.97))):
+        print(f"books with {label}:")
+        print(f"{'book':>4} {'markets':>7} {'greedy APY':>11} {'bondfolio APY':>14} {'gain bp':>8}")
+        gains = []
+        for seed in range(args.books):
+            snap = load_snapshot(book(args.markets, args.nav, seed, utilization))
+            curves = [curve_for(o, 0.0) for o in snap.opportunities]
+            g = greedy(curves, args.nav) / args.nav
+            d = bondfolio.allocate(snap, policy)
+            b = d.metrics["expected_apy"]
+            gains.append((b - g) * 1e4)
+            print(f"{seed:>4} {args.markets:>7} {g:>11.5%} {b:>14.5%} {gains[-1]:>8.3f}")
+        print(f"mean gain over greedy 1 % water-filling: {statistics.mean(gains):.3f} bp (min {min(gains):.3f})\n")
 
     snap = load_snapshot(book(args.large, args.nav * args.large / args.markets, 99))
     big = {"name": "impact", "nav": args.nav * args.large / args.markets, "constraints": [{"kind": "max_weight",
