@@ -25,7 +25,7 @@ import numpy as np
 
 from bondfolio.inputs.snapshot import AdaptiveCurve, DilutionCurve, KinkedCurve, Opportunity
 
-__all__ = ["Envelope", "MarketCurve", "curve_for", "envelope"]
+__all__ = ["Envelope", "MarketCurve", "curve_for", "envelope", "upper_hull"]
 
 SECONDS_PER_YEAR = 365 * 24 * 3600
 WAD = 10**18
@@ -181,19 +181,23 @@ class Envelope:
 
 
 def envelope(curve: MarketCurve, x_max: float, rel_tol: float, floor: float = 0.0,
-             max_points: int = 4000) -> Envelope:
+             max_points: int = 4000, x_min: float = 0.0) -> Envelope:
     """The upper concave hull of ``curve.income`` on ``[0, x_max]`` as lines, refined until, where the
     income is concave, every gap between model and income is at most ``rel_tol * (x + floor)``. With
     ``floor = NAV / m`` for m markets, a portfolio's total error is at most ``2 * rel_tol * NAV``
-    however many markets it holds, without the many lines a purely relative bound needs near 0."""
-    if x_max <= 0:
-        return Envelope(np.zeros(1), np.zeros(1), np.zeros(1), [], 0.0, 0.0)
-    xs = np.unique(np.concatenate([np.linspace(0.0, x_max, 17), x_max * np.geomspace(1e-6, 1.0, 16),
-                                   _kink_points(curve, x_max)]))
+    however many markets it holds, without the many lines a purely relative bound needs near 0.
+    ``x_min > 0`` builds the envelope of a window ``[x_min, x_max]`` only (for local refinement)."""
+    if x_max <= x_min:
+        return Envelope(np.zeros(1), np.zeros(1), np.array([x_min]), [], 0.0, x_max)
+    kinks = _kink_points(curve, x_max)
+    grid = [np.linspace(x_min, x_max, 17), kinks[kinks > x_min]]
+    if x_min == 0.0:
+        grid.append(x_max * np.geomspace(1e-6, 1.0, 16))
+    xs = np.unique(np.concatenate(grid))
     midpoint_bound = 0.0
     fs = curve.income(xs, exact=False)
     while True:
-        hull = np.array(_upper_hull(xs, fs))
+        hull = np.array(upper_hull(xs, fs))
         i, j = hull[:-1], hull[1:]
         adjacent = j == i + 1
         # concave stretches: the chord's error at each midpoint, all in one evaluation
@@ -221,7 +225,7 @@ def envelope(curve: MarketCurve, x_max: float, rel_tol: float, floor: float = 0.
         xs, fs = xs[order], np.concatenate([fs, curve.income(new, exact=False)])[order]
         distinct = np.concatenate([[True], np.diff(xs) > 0])
         xs, fs = xs[distinct], fs[distinct]
-    hull_list = [int(k) for k in _upper_hull(xs, fs)]
+    hull_list = [int(k) for k in upper_hull(xs, fs)]
     hx, hf = xs[hull_list], fs[hull_list]
     slopes = np.diff(hf) / np.diff(hx)
     a = hf[:-1] - slopes * hx[:-1]
@@ -252,7 +256,7 @@ def _kink_points(curve: MarketCurve, x_max: float) -> np.ndarray:
     return np.zeros(0)
 
 
-def _upper_hull(xs: np.ndarray, fs: np.ndarray) -> list[int]:
+def upper_hull(xs: np.ndarray, fs: np.ndarray) -> list[int]:
     # (a plain loop: xs is at most a few thousand points)
     """Indices of the upper concave hull of points sorted by x (monotone chain)."""
     hull: list[int] = []

@@ -38,6 +38,9 @@ __all__ = ["OBJECTIVE_SCALE", "SOLVER_OPTIONS", "Attempt", "Program", "Solution"
 #: Factor applied to the objective inside the solver (1e4: the solver sees basis points).
 OBJECTIVE_SCALE = 1e4
 
+#: Rounds of local envelope refinement for large rate-impact books (see rate_impact.REFINE_ABOVE).
+MAX_REFINEMENTS = 4
+
 #: Options passed to each solver. Tight tolerances: weights are checked to 1e-7 of NAV afterwards.
 SOLVER_OPTIONS: dict[str, dict[str, Any]] = {
     "CLARABEL": {"tol_gap_abs": 1e-9, "tol_gap_rel": 1e-9, "tol_feas": 1e-9, "max_iter": 200},
@@ -170,6 +173,15 @@ class Program:
         self.has_costs = bool(np.any(self.costs > 0))
         if self.has_costs:
             expr = expr - self.cost @ v.trade_size
+        self._base_expr = expr
+        self._assemble()
+        self.build_seconds = time.perf_counter() - start
+
+    def _assemble(self) -> None:
+        """The cvxpy problem from the base objective and constraints plus the rate-impact pieces
+        (rebuilt when local refinement changes the envelopes' knots)."""
+        v = self.vars
+        expr = self._base_expr
         curve_cons: list[cp.Constraint] = []
         if self.impact is not None:  # before collecting definitions: it may create the trade variable
             income, curve_cons = self.impact.build(v)
@@ -178,7 +190,6 @@ class Program:
         for comp in self.compiled:
             cvx.extend(comp.cvx)
         self.problem = cp.Problem(cp.Maximize(OBJECTIVE_SCALE * expr), cvx)
-        self.build_seconds = time.perf_counter() - start
 
     def _linear_apy(self, u: Universe) -> np.ndarray:
         """``apy`` with zeros where the rate-impact model replaces the linear yield."""
@@ -234,6 +245,11 @@ class Program:
         if self.impact is None:
             return solution
         impact = self.impact
+        for _ in range(MAX_REFINEMENTS):  # large books: full accuracy around the solution, then re-solve
+            if not impact.refine(solution.point.w):
+                break
+            self._assemble()
+            solution = self.solve_once(reuse=False)
         repairs: list[dict[str, Any]] = []
         for _ in range(2 * impact.idx.size):
             bridged = impact.on_bridge(solution.point.w)

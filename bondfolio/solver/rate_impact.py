@@ -21,13 +21,19 @@ from typing import Any
 
 import cvxpy as cp
 import numpy as np
+import scipy.sparse as sp
 
 from bondfolio.constraints.base import Point, Vars
 from bondfolio.inputs.snapshot import AmmCurve
 from bondfolio.inputs.universe import Universe
-from bondfolio.solver.curves import Envelope, MarketCurve, curve_for, envelope
+from bondfolio.solver.curves import Envelope, MarketCurve, curve_for, envelope, upper_hull
 
-__all__ = ["RateImpact"]
+__all__ = ["COARSE", "REFINE_ABOVE", "RateImpact"]
+
+#: Books with more curve markets than this start from envelopes COARSE times looser and refine them
+#: to full accuracy around the solution only (a few re-solves instead of one huge program).
+REFINE_ABOVE = 20
+COARSE = 100.0
 
 
 @dataclass
@@ -64,8 +70,15 @@ class RateImpact:
         rel = self.tol_bp / 1e4 / 4
         floor = u.nav / max(len(curves), 1)
         caps = np.ones(u.n) if self.upper is None else np.minimum(self.upper, 1.0)
-        self.envelopes = [envelope(c, float(max(caps[i], 0.0)) * u.nav, rel, floor) for c, i in zip(curves, idx,
-                                                                                                    strict=True)]
+        self.x_max = [float(max(caps[i], 0.0)) * u.nav for i in idx]
+        # large books: coarse envelopes first, refined to full accuracy only around the solution
+        self.refining = len(curves) > REFINE_ABOVE
+        self.rel, self.floor = rel, floor
+        first = rel * COARSE if self.refining else rel
+        self.envelopes = [envelope(c, x_max, first, floor) for c, x_max in zip(curves, self.x_max, strict=True)]
+        self.knots = [e.knots for e in self.envelopes]
+        self.values = [np.asarray(c.income(k, exact=False)) for c, k in zip(curves, self.knots, strict=True)]
+        self.windows: list[list[tuple[float, float]]] = [[] for _ in curves]
 
     @property
     def active(self) -> bool:
@@ -91,24 +104,43 @@ class RateImpact:
             return term, cons
         m = self.idx.size
         nav = self.universe.nav
-        k = max(e.knots.size for e in self.envelopes)
-        xk = np.zeros((m, k))
-        fk = np.zeros((m, k))
-        for r, e in enumerate(self.envelopes):
-            values = e.a[0] + e.b[0] * e.knots[:1]
-            values = np.concatenate([values, e.a + e.b * e.knots[1:]])  # income at each knot
-            xk[r, :], fk[r, :] = e.knots[-1] / nav, values[-1] / nav  # pad with the last knot
-            xk[r, : e.knots.size], fk[r, : e.knots.size] = e.knots / nav, values / nav
-        # the hull as convex combinations of its knots: w = sum lam x_k, income = sum lam f_k; for a
-        # concave hull the best combination uses two adjacent knots, i.e. the piecewise-linear hull
-        # itself; better conditioned than one cut per line
-        self.lam = cp.Variable((m, k), nonneg=True, name="knot_weights")
-        self.xk = cp.Parameter((m, k), name="knot_weights_x", value=xk)
-        self.fk = cp.Parameter((m, k), name="knot_income", value=fk)
+        sizes = [k.size for k in self.knots]
+        owner = np.repeat(np.arange(m), sizes)
+        members = sp.csr_matrix((np.ones(owner.size), (owner, np.arange(owner.size))), shape=(m, owner.size))
+        # the hull as convex combinations of its knots: w = sum lam x_k, income = sum lam f_k (one flat
+        # vector of knots, a sparse matrix saying which market each belongs to); for a concave hull the
+        # best combination uses two adjacent knots, i.e. the piecewise-linear hull itself; better
+        # conditioned than one cut per line
+        self.lam = cp.Variable(owner.size, nonneg=True, name="knot_weights")
+        self.xk = cp.Parameter(owner.size, name="knot_x", value=np.concatenate(self.knots) / nav)
+        self.fk = cp.Parameter(owner.size, name="knot_income", value=np.concatenate(self.values) / nav)
         w = v.w[self.idx]
-        cons += [cp.sum(self.lam, axis=1) == 1, w == cp.sum(cp.multiply(self.xk, self.lam), axis=1),
+        cons += [members @ self.lam == 1, w == members @ cp.multiply(self.xk, self.lam),
                  w >= self.lo, w <= self.hi]
-        return term + cp.sum(cp.multiply(self.fk, self.lam)), cons
+        return term + self.fk @ self.lam, cons
+
+    def refine(self, w: np.ndarray) -> bool:
+        """Refine each curve market's knots to full accuracy around its holding in ``w`` (the coarse
+        segment holding it and one segment either side). Returns whether any knots changed."""
+        if not self.refining:
+            return False
+        nav = self.universe.nav
+        changed = False
+        for r, (c, i) in enumerate(zip(self.curves, self.idx, strict=True)):
+            x = min(max(float(w[i]) * nav, 0.0), self.x_max[r])
+            if any(lo <= x <= hi for lo, hi in self.windows[r]):
+                continue
+            knots = self.knots[r]
+            j = int(np.clip(np.searchsorted(knots, x), 1, knots.size - 1))
+            lo, hi = float(knots[max(j - 2, 0)]), float(knots[min(j + 1, knots.size - 1)])
+            fine = envelope(c, hi, self.rel, self.floor, x_min=lo)
+            points = np.unique(np.concatenate([knots, fine.knots]))
+            values = np.asarray(c.income(points, exact=False))
+            hull = upper_hull(points, values)
+            self.knots[r], self.values[r] = points[hull], values[hull]
+            self.windows[r].append((lo, hi))
+            changed = True
+        return changed
 
     # ------------------------------------------------------------------ exact evaluation
     def exact_income(self, w: np.ndarray) -> np.ndarray:
@@ -120,11 +152,12 @@ class RateImpact:
                                                                                             strict=True)])
 
     def model_income(self, w: np.ndarray) -> np.ndarray:
+        """The program's model of each curve market's income / NAV: the hull through the knots."""
         if not self.idx.size:
             return np.zeros(0)
         nav = self.universe.nav
-        return np.array([e.value(max(float(w[i]), 0.0) * nav) / nav for e, i in zip(self.envelopes, self.idx,
-                                                                                    strict=True)])
+        return np.array([float(np.interp(max(float(w[i]), 0.0) * nav, k, f)) / nav
+                         for k, f, i in zip(self.knots, self.values, self.idx, strict=True)])
 
     def on_bridge(self, w: np.ndarray) -> list[tuple[int, float, float, float]]:
         """Curve markets whose holding lies inside a bridge: (row, left end, right end, gap/NAV), largest gap first."""
@@ -147,11 +180,10 @@ class RateImpact:
             x = max(float(point.w[i]), 0.0) * nav
             markets.append({
                 "id": u.ids[i], "model": c.model, "apy_before": float(c.apy(c.held)), "apy_after": float(c.apy(x)),
-                "snapshot_apy": float(u.apy[i]), "amount": x, "lines": int(e.a.size),
+                "snapshot_apy": float(u.apy[i]), "amount": x, "lines": int(self.knots[r].size - 1),
                 "envelope_bound": e.bound, "bridges": [list(b) for b in e.bridges],
-                "model_income": e.value(x), "exact_income": float(c.income(x)),
+                "model_income": float(np.interp(x, self.knots[r], self.values[r])), "exact_income": float(c.income(x)),
             })
-            del r
         exact = float(np.sum(self.exact_income(point.w)))
         model = float(np.sum(self.model_income(point.w)))
         slip = self.slippage(point.w)
