@@ -29,10 +29,11 @@ __all__ = ["Compiled", "Constraint", "ParamSet", "Point", "RowResult", "Rows", "
 
 @dataclass(frozen=True)
 class Point:
-    """A finished allocation: weights by opportunity and idle cash, fractions of NAV."""
+    """A finished allocation: weights by opportunity, idle cash and hedge margin posted, fractions of NAV."""
 
     w: np.ndarray
     cash: float
+    margin: float = 0.0
 
 
 @dataclass
@@ -114,6 +115,9 @@ class Vars:
         self._risk_params: tuple[cp.Parameter, cp.Parameter] | None = None
         self._specific_variance: cp.Parameter | None = None
         self._dense_cov: np.ndarray | None = None
+        self._hedge_size: cp.Variable | None = None
+        self._margin: cp.Variable | None = None
+        self.hedge_idx = np.flatnonzero(universe.hedge)
 
     @property
     def w0(self) -> cp.Parameter:
@@ -129,6 +133,28 @@ class Vars:
             self._trade_size = cp.Variable(self.n, name="trade_size")
             self.definitions += [self._trade_size >= self.w - self.w0, self._trade_size >= self.w0 - self.w]
         return self._trade_size
+
+    @property
+    def hedge_size(self) -> cp.Variable:
+        """``a >= |w_h|`` for the hedges ``h`` (in :attr:`hedge_idx` order): their gross notional.
+        Carry, margin, hedge budgets and tier caps only ever push ``a`` down or bound it above, so any
+        feasible ``a`` over-states ``|w_h|``, never under-states it."""
+        if self._hedge_size is None:
+            self._hedge_size = cp.Variable(self.hedge_idx.size, name="hedge_size")
+            wh = self.w[self.hedge_idx]
+            self.definitions += [self._hedge_size >= wh, self._hedge_size >= -wh]
+        return self._hedge_size
+
+    @property
+    def margin(self) -> cp.Variable:
+        """Collateral posted for hedges, fraction of NAV (taken from the budget)."""
+        if self._margin is None:
+            self._margin = cp.Variable(name="margin", nonneg=True)
+        return self._margin
+
+    @property
+    def has_margin(self) -> bool:
+        return self._margin is not None
 
     def _risk_parts(self) -> tuple[cp.Variable | None, cp.Expression | None]:
         if self._risk_params is None:
@@ -210,6 +236,8 @@ class Compiled:
     bounds: ParamSet
     dual_source: Callable[[float], np.ndarray] | None = None
     """For families folded into shared bounds: gives their duals instead of ``cvx``."""
+    expr: cp.Expression | None = None
+    """The row vector ``f(w, c)`` as compiled (the objective reads it for penalties)."""
 
     def duals(self, scale: float = 1.0) -> np.ndarray:
         """Per row, d(objective)/d(bound) of the active side (objective in its own units / ``scale``).
@@ -288,6 +316,11 @@ class Constraint(ConstraintSpec):
         """The row vector ``f(w, c)`` in plain numpy, independently of cvxpy."""
         raise NotImplementedError
 
+    def penalty_weight(self) -> float:
+        """Weight ``rho`` of a soft form: the objective subtracts ``rho * f_0(w, c)`` (the first row).
+        0 (no penalty) by default; only convex single-row families may have one."""
+        return 0.0
+
     def implies_within_available(self, rows: Rows) -> np.ndarray | None:
         """Indices whose weight this family keeps at or below ``available_liquidity / NAV`` for any
         data (used to simplify other families exactly); ``None`` by default."""
@@ -327,7 +360,7 @@ class Constraint(ConstraintSpec):
                 cvx.append(_pick(expr, lower_idx, len(rows.labels)) >= bounds["lo"])
             if upper_idx.size:
                 cvx.append(_pick(expr, upper_idx, len(rows.labels)) <= bounds["hi"])
-        return Compiled(self, rows, params, lower_idx, upper_idx, equality, cvx, bounds)
+        return Compiled(self, rows, params, lower_idx, upper_idx, equality, cvx, bounds, expr=expr)
 
     def update(self, compiled: Compiled, u: Universe) -> None:
         """Re-resolve on a new universe and assign the new numbers to the compiled parameters."""

@@ -16,14 +16,17 @@ __all__ = ["Budget"]
 
 
 class Budget(Constraint):
-    r"""Deposits plus idle cash add up to NAV; cash within its bounds.
+    r"""Deposits plus idle cash plus hedge margin add up to NAV; cash within its bounds.
 
     .. math::
 
-        \sum_{i \notin \text{hedges}} w_i + c = 1, \qquad c_{\min} \le c \le c_{\max}
+        \sum_{i \notin \text{hedges}} w_i + c + m = 1, \qquad c_{\min} \le c \le c_{\max},
+        \qquad m \ge \sum_{h \in \text{hedges}} \text{margin}_h |w_h|
 
-    ``w`` and ``c`` are fractions of NAV. Hedges carry signed notional, not deposits, and are outside
-    the budget. Without ``allow_cash`` the portfolio is fully invested (``c = 0``). A policy without a
+    ``w``, ``c`` and the margin posted ``m`` are fractions of NAV. Hedges carry signed notional, not
+    deposits, and are outside the budget except for their margin (the ``margin`` row exists only when
+    some hedge needs margin; posting more than required is allowed and shows as the row's slack).
+    Without ``allow_cash`` the portfolio is fully invested (``c = 0``). A policy without a
     budget constraint gets ``budget{}`` (fully invested), shown in the decision like any other.
     """
 
@@ -47,12 +50,23 @@ class Budget(Constraint):
 
     def resolve(self, u: Universe) -> Rows:
         hi = self.max_cash if self.allow_cash else 0.0
-        return Rows(["invested", "cash"], np.array([1.0, self.min_cash]), np.array([1.0, hi]),
-                    structure={"deposits": np.flatnonzero(~u.hedge)})
+        hedges = np.flatnonzero(u.hedge)
+        margin = u.numeric("margin")[hedges]
+        structure = {"deposits": np.flatnonzero(~u.hedge), "hedges": hedges}
+        if not np.any(margin > 0):
+            return Rows(["invested", "cash"], np.array([1.0, self.min_cash]), np.array([1.0, hi]), structure=structure)
+        return Rows(["invested", "cash", "margin"], np.array([1.0, self.min_cash, 0.0]), np.array([1.0, hi, np.inf]),
+                    coefficients={"margin": margin}, structure=structure, nonneg=("margin",))
 
     def expression(self, rows: Rows, p: ParamSet, v: Vars) -> cp.Expression:
         total = cp.sum(v.w[rows.structure["deposits"]]) + v.cash
-        return cp.hstack([total, v.cash])
+        if "margin" not in rows.coefficients:
+            return cp.hstack([total, v.cash])
+        return cp.hstack([total + v.margin, v.cash, v.margin - p["margin"] @ v.hedge_size])
 
     def evaluate(self, rows: Rows, x: Point, u: Universe) -> np.ndarray:
-        return np.array([float(np.sum(x.w[rows.structure["deposits"]])) + x.cash, x.cash])
+        total = float(np.sum(x.w[rows.structure["deposits"]])) + x.cash
+        if "margin" not in rows.coefficients:
+            return np.array([total, x.cash])
+        required = float(rows.coefficients["margin"] @ np.abs(x.w[rows.structure["hedges"]]))
+        return np.array([total + x.margin, x.cash, x.margin - required])

@@ -6,11 +6,14 @@ never imports them and a new constraint family is one new file.
 
 Objective convention (kept exactly, so results can be checked against other optimizers)::
 
-    maximize  sum_i apy_i w_i + cash_apy * c - (gamma / 2) w' Sigma w - sum_i cost_i |w_i - w0_i|
+    maximize  sum_i (apy_i - phi el_i) w_i + cash_apy * c - (gamma / 2) w' Sigma w
+              - sum_i cost_i |w_i - w0_i| - sum_h carry_h |w_h| - sum_k rho_k f_k(w)
 
-with ``w`` weights as fractions of NAV, ``c`` idle cash, ``gamma`` the risk aversion, and ``cost_i``
+with ``w`` weights as fractions of NAV, ``c`` idle cash, ``gamma`` the risk aversion, ``cost_i``
 the one-off trading cost as a decimal of the amount traded (``trading_cost_bp / 1e4``), charged
-against one year of yield.
+against one year of yield, ``el_i`` the expected annual failure loss rate (snapshot failure model)
+weighted by ``phi = failure_aversion``, ``carry_h`` the hedges' carry, and ``rho_k f_k`` the
+penalties of soft constraints (e.g. ``cvar`` with ``penalty``).
 """
 
 from __future__ import annotations
@@ -108,6 +111,9 @@ class Objective(StrictModel):
     """One-off cost of trading, in basis points of the amount traded, for every opportunity."""
     trading_cost_bp_by_id: dict[str, float] = Field(default_factory=dict)
     """Per-opportunity overrides of ``trading_cost_bp``."""
+    failure_aversion: float = Field(default=1.0, ge=0.0)
+    """Weight of the expected annual failure loss (from the snapshot's failure model) in the
+    objective: 1 counts it as the cost it is on average, more is more averse, 0 ignores it."""
     rate_impact: bool = True
     """Model how our own deposits move the yield of markets whose ``rate_curve`` is known (replacing
     ``apy_i w_i`` by the exact curve's income, approximated by a concave envelope)."""

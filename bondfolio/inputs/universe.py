@@ -13,6 +13,7 @@ from functools import cached_property
 import numpy as np
 
 from bondfolio.errors import InputError
+from bondfolio.inputs.failure import FailureEvents, failure_events
 from bondfolio.inputs.holdings import Holdings
 from bondfolio.inputs.snapshot import Kind, Snapshot
 
@@ -23,7 +24,8 @@ ATTRIBUTES: tuple[str, ...] = ("id", "protocol", "chain", "asset", "kind", "tier
 
 #: Numeric opportunity fields usable as exposures (besides the keys of ``exposures``).
 NUMERIC_FIELDS: tuple[str, ...] = (
-    "apy", "duration", "risk_score", "price", "withdrawal_delay_days", "tvl", "available_liquidity",
+    "apy", "duration", "risk_score", "price", "withdrawal_delay_days", "tvl", "available_liquidity", "carry",
+    "margin",
 )
 
 
@@ -211,6 +213,21 @@ class Universe:
     def apy(self) -> np.ndarray:
         """Expected APY by opportunity (decimal)."""
         return self.numeric("apy")
+
+    # ------------------------------------------------------------------ failure risk
+    @cached_property
+    def failure(self) -> FailureEvents | None:
+        """The snapshot's failure sources resolved to arrays, or ``None`` without a failure model."""
+        model = self.snapshot.failure
+        return None if model is None else failure_events(self, model)
+
+    @cached_property
+    def expected_loss_rate(self) -> np.ndarray:
+        """Expected annual failure loss per unit of each position (zeros without a failure model)."""
+        events = self.failure
+        out = np.zeros(self.n) if events is None else events.expected_loss_rate
+        out.setflags(write=False)
+        return out
 
     # ------------------------------------------------------------------ risk
     @cached_property

@@ -173,6 +173,15 @@ class Program:
         self.has_costs = bool(np.any(self.costs > 0))
         if self.has_costs:
             expr = expr - self.cost @ v.trade_size
+        carry = u.numeric("carry")[v.hedge_idx]
+        self.carry = cp.Parameter(carry.size, name="hedge_carry", nonneg=True, value=carry)
+        if np.any(carry > 0):
+            expr = expr - self.carry @ v.hedge_size
+        for comp in self.compiled:
+            weight = comp.constraint.penalty_weight()
+            if weight > 0:
+                assert comp.expr is not None
+                expr = expr - weight * comp.expr[0]
         self._base_expr = expr
         self._assemble()
         self.build_seconds = time.perf_counter() - start
@@ -192,11 +201,12 @@ class Program:
         self.problem = cp.Problem(cp.Maximize(OBJECTIVE_SCALE * expr), cvx)
 
     def _linear_apy(self, u: Universe) -> np.ndarray:
-        """``apy`` with zeros where the rate-impact model replaces the linear yield."""
+        """The linear yield per unit weight: ``apy`` less the expected failure loss times
+        ``failure_aversion``; where the rate-impact model gives the income, only the loss part."""
         mu = np.array(u.apy, dtype=float)
         if self.impact is not None:
             mu[self.impact.idx] = 0.0
-        return mu
+        return mu - self.policy.objective.failure_aversion * np.asarray(u.expected_loss_rate)
 
     def exact_objective(self, point: Point) -> float:
         """The objective at ``point`` in numpy, with the exact rate curves (APY units)."""
@@ -207,6 +217,11 @@ class Program:
             value -= float(np.sum(self.impact.slippage(point.w)))
         value -= obj.risk_aversion / 2 * u.variance(point.w) if self.has_risk else 0.0
         value -= float(self.costs @ np.abs(point.w - u.w0))
+        value -= float(u.numeric("carry") @ np.abs(point.w))
+        for comp in self.compiled:
+            weight = comp.constraint.penalty_weight()
+            if weight > 0:
+                value -= weight * float(comp.constraint.evaluate(comp.rows, point, u)[0])
         return value
 
     # ------------------------------------------------------------------ re-solves
@@ -228,6 +243,7 @@ class Program:
             self.mu.value = self._linear_apy(universe)
             self.costs = trading_costs(universe, self.policy)
             self.cost.value = self.costs
+            self.carry.value = universe.numeric("carry")[self.vars.hedge_idx]
         if risk_aversion is not None:
             if risk_aversion > 0 and not self.has_risk:
                 raise InputError("this program was built without a risk term: build it with with_risk=True")
@@ -338,7 +354,8 @@ class Program:
             if status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE) or self.vars.w.value is None:
                 attempts.append(Attempt(name, status, False, seconds, "no solution returned"))
                 continue
-            point = Point(np.array(self.vars.w.value, dtype=float), float(np.asarray(self.vars.cash.value)))
+            margin = float(np.asarray(self.vars.margin.value)) if self.vars.has_margin else 0.0
+            point = Point(np.array(self.vars.w.value, dtype=float), float(np.asarray(self.vars.cash.value)), margin)
             checks = self.check(point)
             worst = max((r.violation for r in checks), default=0.0)
             if worst > settings.check_tolerance:

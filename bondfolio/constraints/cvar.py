@@ -1,0 +1,69 @@
+"""``cvar``: conditional value-at-risk over a scenario set, as a limit or a penalty (Rockafellar-Uryasev)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import cvxpy as cp
+import numpy as np
+from pydantic import Field, model_validator
+
+from bondfolio.constraints.base import Constraint, ParamSet, Point, Rows, Vars
+from bondfolio.inputs.scenarios import ScenarioSettings, build_scenarios, cvar
+from bondfolio.inputs.universe import Universe
+
+__all__ = ["CVaR"]
+
+
+class CVaR(Constraint):
+    r"""Expected loss in the worst ``1 - alpha`` of scenarios, at most ``max`` and/or penalized.
+
+    .. math::
+
+        \mathrm{CVaR}_\alpha(w) = \min_t \; t + \frac{1}{1 - \alpha} \sum_s \pi_s \,(L_s w - t)_+ \le \text{max}
+
+    in the Rockafellar-Uryasev linear form: variables ``t`` (at the optimum, the value-at-risk) and
+    ``u_s >= L_s w - t``, ``u_s >= 0``. ``L_s w`` is the portfolio's loss in scenario ``s`` as a
+    fraction of NAV and ``pi_s`` its probability (see :mod:`bondfolio.inputs.scenarios`: joint
+    failures, rate shocks, depegs, a freeze, custom scenarios and normal samples). With ``penalty``
+    the objective subtracts ``penalty * CVaR`` (a soft form; both may be given). The independent
+    check recomputes CVaR by sorting the scenario losses of the final weights.
+
+    Units: fraction of NAV (0.05 = losing 5 % of NAV on average in the tail).
+    """
+
+    kind: Literal["cvar"] = "cvar"
+    alpha: float = Field(default=0.95, ge=0.5, lt=1.0)
+    """Confidence level: the tail is the worst ``1 - alpha`` of probability."""
+    max: float | None = Field(default=None, ge=0.0)
+    """Largest CVaR, fraction of NAV."""
+    penalty: float = Field(default=0.0, ge=0.0)
+    """Objective weight per unit of CVaR (APY per fraction of NAV lost in the tail)."""
+    scenarios: ScenarioSettings = Field(default_factory=ScenarioSettings)
+
+    @model_validator(mode="after")
+    def _form(self) -> CVaR:
+        if self.max is None and self.penalty == 0:
+            raise ValueError("give 'max' (a limit), 'penalty' (a cost in the objective), or both")
+        return self
+
+    def penalty_weight(self) -> float:
+        return self.penalty
+
+    def resolve(self, u: Universe) -> Rows:
+        s = build_scenarios(u, self.scenarios)
+        upper = np.inf if self.max is None else self.max
+        return Rows([f"alpha={self.alpha:g}"], -np.inf, upper, unit="fraction of NAV",
+                    coefficients={"losses": s.losses, "probability": s.probability},
+                    structure={"scenarios": s.names}, nonneg=("probability",))
+
+    def expression(self, rows: Rows, p: ParamSet, v: Vars) -> cp.Expression:
+        count = len(rows.structure["scenarios"])
+        t = cp.Variable(name=f"var_{self.label}")
+        excess = cp.Variable(count, nonneg=True, name=f"tail_{self.label}")
+        v.definitions.append(excess >= p["losses"] @ v.w - t)
+        return t + (p["probability"] @ excess) / (1.0 - self.alpha)
+
+    def evaluate(self, rows: Rows, x: Point, u: Universe) -> np.ndarray:
+        losses = rows.coefficients["losses"] @ x.w
+        return np.array([cvar(losses, rows.coefficients["probability"], self.alpha)[0]])
