@@ -134,7 +134,12 @@ class Decision:
         apy = np.array([a["apy"] for a in self._allocation])  # after our trade, on the exact curves
         expected = float(apy @ w + obj.cash_apy * x.cash)
         slippage = float((self.solution.rate_impact or {}).get("slippage_cost_share", 0.0))
-        objective = expected - obj.risk_aversion / 2 * variance - cost - slippage
+        failure_loss = float(u.expected_loss_rate @ w)
+        carry = float(u.numeric("carry") @ np.abs(w))
+        penalties = sum(c.constraint.penalty_weight() * float(c.constraint.evaluate(c.rows, x, u)[0])
+                        for c in self.program.compiled if c.constraint.penalty_weight() > 0)
+        objective = (expected - obj.risk_aversion / 2 * variance - cost - slippage - carry
+                     - obj.failure_aversion * failure_loss - penalties)
         horizons = sorted({*DEFAULT_HORIZONS, *(c.horizon_days for c in self.program.constraints
                                                 if isinstance(c, LiquidityBuffer))})
         buffers = {}
@@ -151,6 +156,11 @@ class Decision:
             "cash_weight": x.cash,
             "invested_weight": float(np.sum(w[~u.hedge])),
             "hedge_notional": float(np.sum(np.abs(w[u.hedge]))),
+            "hedge_carry": carry,
+            "margin_posted": x.margin,
+            "margin_required": float(u.numeric("margin") @ np.abs(w)),
+            "expected_failure_loss": failure_loss,
+            "penalties": penalties,
             "liquidity_buffer": buffers,
             "turnover": float(np.sum(np.abs(dw))),
             "trading_cost": cost,
@@ -289,6 +299,11 @@ class Decision:
             f"expected APY {m['expected_apy']:.3%}   volatility {m['volatility']:.3%}   duration "
             f"{m['duration']:.3f} y   risk score {m['risk_score']:.4f}   turnover {m['turnover']:.2%}",
             f"liquidity buffer  {buffers}",
+        ]
+        if m["expected_failure_loss"] or m["hedge_notional"]:
+            lines.append(f"expected failure loss {m['expected_failure_loss']:.3%}   hedge notional "
+                         f"{m['hedge_notional']:.2%}   carry {m['hedge_carry']:.3%}   margin {m['margin_posted']:.2%}")
+        lines += [
             "",
             "binding constraints (dual: objective change per unit of bound, in bp):",
         ]
