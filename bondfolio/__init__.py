@@ -17,10 +17,28 @@ from bondfolio.errors import (
     UnboundedError,
 )
 from bondfolio.inputs import Holdings, Opportunity, Policy, Snapshot, load_holdings, load_policy, load_snapshot
-from bondfolio.solver import Decision, Program, allocate, validate
+from bondfolio.inputs.history import estimate_risk
+from bondfolio.solver import Decision, Program, allocate, stress, validate
 
 __all__ = [
-    "BondfolioError", "CheckFailedError", "Decision", "Holdings", "InfeasibleError", "InputError", "Opportunity",
-    "Policy", "Program", "Snapshot", "SolverError", "UnboundedError", "__version__", "allocate", "load_holdings",
-    "load_policy", "load_snapshot", "validate",
+    "BondfolioError",
+    "CheckFailedError",
+    "Decision",
+    "Holdings",
+    "InfeasibleError",
+    "InputError",
+    "Opportunity",
+    "Policy",
+    "Program",
+    "Snapshot",
+    "SolverError",
+    "UnboundedError",
+    "__version__",
+    "allocate",
+    "estimate_risk",
+    "load_holdings",
+    "load_policy",
+    "load_snapshot",
+    "stress",
+    "validate",
 ]

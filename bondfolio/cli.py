@@ -81,6 +81,27 @@ def _parser() -> argparse.ArgumentParser:
     snap.add_argument("--block", type=int, metavar="N", help="block number to pin (default: latest)")
     snap.add_argument("--risk", type=Path, metavar="RISK.toml", help="volatilities of the default factor model")
 
+    rm = sub.add_parser("risk-model", help="estimate a factor risk model from daily history into a snapshot",
+                        description="Estimate the snapshot's risk.factors from daily APY and price history "
+                                    "(see bondfolio.inputs.history).")
+    rm.add_argument("history", type=Path, metavar="HISTORY.csv", help="date, apy:<id>, price:<asset>, rate columns")
+    rm.add_argument("--snapshot", type=Path, required=True, metavar="S.json", help="snapshot to estimate for")
+    rm.add_argument("--out", type=Path, required=True, metavar="S2.json", help="where to write (atomic)")
+    rm.add_argument("--method", choices=("ledoit-wolf", "oas", "sample"), default="ledoit-wolf",
+                    help="factor covariance estimator (default: ledoit-wolf)")
+    rm.add_argument("--min-days", type=int, default=60, metavar="N",
+                    help="fewest observed daily changes per opportunity (default: 60)")
+
+    st = sub.add_parser("stress", help="loss of a decision in every stress scenario, worst first",
+                        description="Losses of a decision's allocation under joint failures, rate shocks, depegs, "
+                                    "a freeze and sampled scenarios.")
+    st.add_argument("decision", type=Path, metavar="DECISION.json", help="decision JSON (allocate --out)")
+    st.add_argument("--snapshot", type=Path, required=True, metavar="S.json",
+                    help="the snapshot the decision was made from (its sha256 is checked)")
+    st.add_argument("--scenarios", type=Path, metavar="FILE",
+                    help="scenario settings TOML/JSON (default: the decision's cvar scenarios, else defaults)")
+    st.add_argument("--format", choices=("table", "json"), default="table")
+
     sch = sub.add_parser("schema", help="print the JSON Schema of an input format",
                          description="Print the JSON Schema of the snapshot, holdings or policy format.")
     sch.add_argument("which", choices=("snapshot", "holdings", "policy"), nargs="?", default="snapshot",
@@ -146,6 +167,28 @@ def _snapshot(args: argparse.Namespace) -> int:
     return 0
 
 
+def _risk_model(args: argparse.Namespace) -> int:
+    from bondfolio.inputs.history import estimate_risk
+
+    est = estimate_risk(args.history, args.snapshot, args.method, args.min_days)
+    write_atomic(args.out, est.snapshot.model_dump_json(indent=1, by_alias=True, exclude_none=True) + "\n")
+    shrink = "" if est.shrinkage is None else f", shrinkage {est.shrinkage:.3f}"
+    print(f"{len(est.factors)} factors ({', '.join(est.factors)}) from {est.days} days ({est.factor_days} with every "
+          f"factor observed{shrink})")
+    for oid, vol in est.volatility.items():
+        print(f"  {oid:<40} volatility {vol:8.3%}   R2 {est.r_squared[oid]:5.2f}   {est.observations[oid]} days")
+    print(f"snapshot written to {args.out}")
+    return 0
+
+
+def _stress(args: argparse.Namespace) -> int:
+    from bondfolio.solver.stress import stress
+
+    report = stress(args.decision, args.snapshot, args.scenarios)
+    sys.stdout.write(report.to_json() if args.format == "json" else report.table())
+    return 0
+
+
 def _schema(args: argparse.Namespace) -> int:
     print(json.dumps(schema(args.which), indent=2))
     return 0
@@ -172,7 +215,8 @@ def schema(which: str) -> dict[str, Any]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     args = _parser().parse_args(argv)
-    handler = {"allocate": _allocate, "validate": _validate, "snapshot": _snapshot, "schema": _schema}[args.command]
+    handler = {"allocate": _allocate, "validate": _validate, "snapshot": _snapshot, "schema": _schema,
+               "risk-model": _risk_model, "stress": _stress}[args.command]
     try:
         return handler(args)
     except BondfolioError as exc:
