@@ -136,13 +136,23 @@ class Vars:
 
     @property
     def hedge_size(self) -> cp.Variable:
-        """``a >= |w_h|`` for the hedges ``h`` (in :attr:`hedge_idx` order): their gross notional.
-        Carry, margin, hedge budgets and tier caps only ever push ``a`` down or bound it above, so any
-        feasible ``a`` over-states ``|w_h|``, never under-states it."""
+        """Gross notional ``a = |w_h|`` of the hedges ``h`` (in :attr:`hedge_idx` order): exactly ``w_h``
+        or ``-w_h`` for hedges with a ``side`` (which also fixes the sign of ``w_h``), and ``a >= |w_h|``
+        for the others. Carry, hedge budgets and tier caps only push ``a`` down or bound it above, so
+        any feasible ``a`` over-states ``|w_h|``, never under-states it; margin equals ``m' a``, and
+        the independent check compares it with ``m' |w|``."""
         if self._hedge_size is None:
-            self._hedge_size = cp.Variable(self.hedge_idx.size, name="hedge_size")
+            a = cp.Variable(self.hedge_idx.size, name="hedge_size", nonneg=True)
+            self._hedge_size = a
             wh = self.w[self.hedge_idx]
-            self.definitions += [self._hedge_size >= wh, self._hedge_size >= -wh]
+            sides = np.array([self._universe.snapshot.opportunities[i].side for i in self.hedge_idx])
+            for side, sign in (("long", 1.0), ("short", -1.0)):
+                k = np.flatnonzero(sides == side)
+                if k.size:  # a hedge with a side: |w| is linear and exact
+                    self.definitions.append(a[k] == sign * wh[k])
+            k = np.flatnonzero(sides == "either")
+            if k.size:
+                self.definitions += [a[k] >= wh[k], a[k] >= -wh[k]]
         return self._hedge_size
 
     @property

@@ -21,11 +21,13 @@ class Budget(Constraint):
     .. math::
 
         \sum_{i \notin \text{hedges}} w_i + c + m = 1, \qquad c_{\min} \le c \le c_{\max},
-        \qquad m \ge \sum_{h \in \text{hedges}} \text{margin}_h |w_h|
+        \qquad m = \sum_{h \in \text{hedges}} \text{margin}_h |w_h|
 
     ``w``, ``c`` and the margin posted ``m`` are fractions of NAV. Hedges carry signed notional, not
     deposits, and are outside the budget except for their margin (the ``margin`` row exists only when
-    some hedge needs margin; posting more than required is allowed and shows as the row's slack).
+    some hedge needs margin). Margin is exact for hedges with a ``side``; for the others the program
+    can only bound it below, and the independent check rejects an answer that posts more than needed
+    (margin would then hide idle cash).
     Without ``allow_cash`` the portfolio is fully invested (``c = 0``). A policy without a
     budget constraint gets ``budget{}`` (fully invested), shown in the decision like any other.
     """
@@ -55,7 +57,7 @@ class Budget(Constraint):
         structure = {"deposits": np.flatnonzero(~u.hedge), "hedges": hedges}
         if not np.any(margin > 0):
             return Rows(["invested", "cash"], np.array([1.0, self.min_cash]), np.array([1.0, hi]), structure=structure)
-        return Rows(["invested", "cash", "margin"], np.array([1.0, self.min_cash, 0.0]), np.array([1.0, hi, np.inf]),
+        return Rows(["invested", "cash", "margin"], np.array([1.0, self.min_cash, 0.0]), np.array([1.0, hi, 0.0]),
                     coefficients={"margin": margin}, structure=structure, nonneg=("margin",))
 
     def expression(self, rows: Rows, p: ParamSet, v: Vars) -> cp.Expression:

@@ -24,16 +24,19 @@ portfolio's loss in scenario ``s`` is ``L[s] @ w`` as a fraction of NAV. Losses 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 from pydantic import Field, model_validator
 
 from bondfolio.errors import InputError
-from bondfolio.inputs.base import StrictModel
+from bondfolio.inputs.base import StrictModel, read_source, validate_document
 from bondfolio.inputs.failure import SOURCE_KEYS, group_members
 from bondfolio.inputs.universe import Universe
 
-__all__ = ["CustomScenario", "Depeg", "Freeze", "ScenarioSet", "ScenarioSettings", "build_scenarios", "cvar"]
+__all__ = ["CustomScenario", "Depeg", "Freeze", "ScenarioSet", "ScenarioSettings", "build_scenarios", "cvar",
+           "load_scenarios"]
 
 
 class Depeg(StrictModel):
@@ -92,6 +95,14 @@ class ScenarioSettings(StrictModel):
         if dupes:
             raise ValueError(f"custom scenarios {dupes} appear twice: give each a distinct name")
         return self
+
+
+def load_scenarios(source: ScenarioSettings | str | Path | dict[str, Any]) -> ScenarioSettings:
+    """Scenario settings from a model, a TOML/JSON file, JSON text or a mapping."""
+    if isinstance(source, ScenarioSettings):
+        return source
+    raw, label = read_source(source, "scenarios")
+    return validate_document(ScenarioSettings, raw, label)
 
 
 @dataclass(frozen=True)

@@ -181,6 +181,10 @@ class Opportunity(StrictModel):
     carry: float = Field(default=0.0, ge=0.0, le=1.0)
     """Hedges only: annual cost of holding the instrument per unit of notional, either side (funding,
     option premium, bid-ask), decimal. Charged in the objective as ``carry * |w|``."""
+    side: Literal["long", "short", "either"] = "either"
+    """Hedges only: the sign the notional may take (``short``: ``w <= 0``). A hedge with a side has an
+    exact gross notional ``|w|`` in the program (linear); an ``either`` hedge's is a convex bound, and
+    if the solver posts more margin than it needs the independent check rejects the answer."""
     margin: float = Field(default=0.0, ge=0.0, le=1.0)
     """Hedges only: collateral posted per unit of notional, a fraction; it comes out of NAV (the
     budget), so margin for a hedge of 50 % of NAV at 10 % margin takes 5 % of NAV from deposits."""
@@ -211,8 +215,9 @@ class Opportunity(StrictModel):
             )
         if self.kind is not Kind.hedge and self.duration < 0:
             raise ValueError(f"duration {self.duration} is negative: only hedges may have negative duration")
-        if self.kind is not Kind.hedge and (self.carry or self.margin):
-            raise ValueError("carry and margin are for hedges (kind 'hedge'): a deposit's cost belongs in its apy")
+        if self.kind is not Kind.hedge and (self.carry or self.margin or self.side != "either"):
+            raise ValueError("carry, margin and side are for hedges (kind 'hedge'): a deposit's cost belongs in its "
+                             "apy, and deposits are long")
         return self
 
     @property

@@ -11,12 +11,12 @@ import pandas as pd
 
 from bondfolio.errors import InputError
 from bondfolio.inputs.base import canonical_json, read_source, sha256_hex, validate_document
-from bondfolio.inputs.scenarios import ScenarioSettings, build_scenarios, cvar
+from bondfolio.inputs.scenarios import ScenarioSettings, build_scenarios, cvar, load_scenarios
 from bondfolio.inputs.snapshot import Snapshot, load_snapshot
 from bondfolio.inputs.universe import Universe
 from bondfolio.solver.decision import Decision
 
-__all__ = ["StressReport", "load_scenarios", "stress"]
+__all__ = ["StressReport", "stress"]
 
 #: CVaR levels the report summarizes.
 LEVELS: tuple[float, ...] = (0.95, 0.99)
@@ -48,14 +48,6 @@ class StressReport:
         lines.append("")
         lines.append("   ".join(f"{k} {v:.3%}" for k, v in self.summary.items()))
         return "\n".join(lines) + "\n"
-
-
-def load_scenarios(source: ScenarioSettings | str | Path | dict[str, Any]) -> ScenarioSettings:
-    """Scenario settings from a model, a TOML/JSON file, JSON text or a mapping."""
-    if isinstance(source, ScenarioSettings):
-        return source
-    raw, label = read_source(source, "scenarios")
-    return validate_document(ScenarioSettings, raw, label)
 
 
 def stress(decision: Decision | str | Path | dict[str, Any], snapshot: Snapshot | str | Path | dict[str, Any],
