@@ -100,7 +100,52 @@ def test_schema_commands() -> None:
 
 
 def test_help_everywhere() -> None:
-    for args in ([], ["allocate"], ["validate"], ["schema"]):
+    for args in ([], ["allocate"], ["validate"], ["schema"], ["risk-model"], ["stress"]):
         out = run(*args, "--help")
         assert out.returncode == 0 and "usage: bondfolio" in out.stdout
     assert "exit codes" in run("allocate", "--help").stdout
+
+
+def test_risk_model_writes_factors_and_refuses_short_history(tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.inputs.test_history import OPPS, history
+
+    snap = write(tmp_path / "s.json", snapshot(OPPS))
+    hist = tmp_path / "h.csv"
+    history().to_csv(hist, index=False)
+    out = tmp_path / "s2.json"
+    assert main(["risk-model", str(hist), "--snapshot", str(snap), "--out", str(out), "--method", "oas"]) == 0
+    data = json.loads(out.read_text())
+    assert data["risk"]["factors"]["names"][0] == "rate" and len(data["risk"]["factors"]["loadings"]) == 4
+    assert "5 factors (rate, depeg:USDC" in capsys.readouterr().out
+    history(days=30).to_csv(hist, index=False)
+    target = tmp_path / "never.json"
+    assert main(["risk-model", str(hist), "--snapshot", str(snap), "--out", str(target)]) == 2
+    assert not target.exists()
+    assert "fewer than 60 observed daily changes" in capsys.readouterr().err
+
+
+def test_stress_lists_losses_worst_first(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    opps = [opportunity("a", 0.05, protocol="pa", risk_score=0.2, tags=["oracle:x"]),
+            opportunity("b", 0.04, protocol="pb", risk_score=0.1)]
+    data = snapshot(opps)
+    data["failure"] = {"sources": [{"group": "oracle:x", "probability": 0.01, "loss_given_failure": 0.3}]}
+    snap = write(tmp_path / "s.json", data)
+    pol = write(tmp_path / "p.json", policy({"kind": "max_weight", "max": 0.6}))
+    decision = tmp_path / "d.json"
+    assert main(["allocate", str(snap), str(pol), "--out", str(decision)]) == 0
+    capsys.readouterr()
+    scenarios = write(tmp_path / "sc.json", {"samples": 0, "rate_shocks_bp": [], "freeze": None})
+    assert main(["stress", str(decision), "--snapshot", str(snap), "--scenarios", str(scenarios),
+                 "--format", "json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    # a nets 5 % - 0.01 x 0.3 - 0.01 x 0.5 (rule: 0.05 x 0.2) = 4.2 % > b's 4 % - 0.05 x 0.1 x 0.5: a at its cap
+    losses = {s["name"]: s["loss"] for s in report["scenarios"]}
+    assert losses == pytest.approx({"failure:oracle:x": 0.3 * 0.6, "failure:protocol:pa": 0.5 * 0.6,
+                                    "failure:protocol:pb": 0.5 * 0.4, "no event": 0.0}, abs=1e-7)
+    assert report["scenarios"][0]["name"] == "failure:protocol:pa"
+    assert report["scenarios"][0]["loss_amount"] == pytest.approx(0.3 * 1_000_000, abs=0.1)
+    assert report["summary"]["expected loss"] == pytest.approx(0.01 * 0.18 + 0.01 * 0.3 + 0.005 * 0.2, abs=1e-9)
+    other = write(tmp_path / "other.json", snapshot(opps))
+    assert main(["stress", str(decision), "--snapshot", str(other)]) == 2
+    assert "pass the snapshot the decision was made from" in capsys.readouterr().err

@@ -103,11 +103,14 @@ def read_history(source: str | Path | pd.DataFrame) -> pd.DataFrame:
         if not (col == "rate" or col.startswith(("apy:", "price:"))):
             problems.append(f"history column '{col}' is none of 'apy:<id>', 'price:<asset>', 'rate'")
             continue
-        text = frame[col].astype(str).str.strip()
-        values = pd.to_numeric(text.where(text != "", None), errors="coerce")
-        bad = np.flatnonzero(values.isna().to_numpy() & (text != "").to_numpy())
-        if bad.size:
-            problems.append(f"history column '{col}' row {bad[0] + 2}: {text.iloc[bad[0]]!r} is not a number")
+        if pd.api.types.is_numeric_dtype(frame[col]):  # a DataFrame given directly: NaN is missing
+            values = frame[col].astype(float)
+        else:
+            text = frame[col].astype(str).str.strip()
+            values = pd.to_numeric(text.where(text != "", None), errors="coerce")
+            bad = np.flatnonzero(values.isna().to_numpy() & (text != "").to_numpy())
+            if bad.size:
+                problems.append(f"history column '{col}' row {bad[0] + 2}: {text.iloc[bad[0]]!r} is not a number")
         if col.startswith("price:") and (values <= 0).any():
             problems.append(f"history column '{col}' has a price <= 0")
         out[col] = values.to_numpy(dtype=float)
