@@ -125,6 +125,16 @@ def build() -> tuple[dict, dict]:
         "opportunities": opportunities,
         "risk": {"factors": {"names": factor_names, "loadings": loadings.tolist(),
                              "factor_covariance": fcov.tolist(), "specific_variance": specific.tolist()}},
+        # shared dependencies that can fail (annual probability, loss given failure); protocols not
+        # named get the score rule's (5 % x their riskiest market's score, 50 % loss)
+        "failure": {"sources": [
+            {"group": "oracle:redstone", "probability": 0.004, "loss_given_failure": 0.25},
+            {"group": "oracle:pendle-twap", "probability": 0.003, "loss_given_failure": 0.2},
+            {"group": "issuer:ethena", "probability": 0.01, "loss_given_failure": 0.3},
+            {"group": "bridge:layerzero", "probability": 0.005, "loss_given_failure": 0.6},
+            {"group": "bridge:native-cctp", "probability": 0.001, "loss_given_failure": 0.5},
+            {"group": "collateral:susde", "probability": 0.008, "loss_given_failure": 0.15},
+        ]},
     }
     holdings = {
         "schema": "bondfolio.holdings/1",
