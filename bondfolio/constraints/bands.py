@@ -15,6 +15,16 @@ from bondfolio.inputs.universe import Universe
 __all__ = ["Duration", "Exposure"]
 
 
+def check_interval(lo: float | None, hi: float | None) -> None:
+    """Raise ``ValueError`` unless ``[lo, hi]`` (``None`` for no bound) is a non-empty band with a bound."""
+    low = -np.inf if lo is None else lo
+    high = np.inf if hi is None else hi
+    if low > high:
+        raise ValueError(f"the band is empty: min {lo} exceeds max {hi}")
+    if not (np.isfinite(low) or np.isfinite(high)):
+        raise ValueError("give at least one bound")
+
+
 class _Band(Constraint):
     min: float | None = None
     max: float | None = None
@@ -25,11 +35,7 @@ class _Band(Constraint):
         return lo, hi
 
     def _check_interval(self) -> None:
-        lo, hi = self._interval()
-        if lo > hi:
-            raise ValueError(f"the band is empty: min {lo} exceeds max {hi}")
-        if not (np.isfinite(lo) or np.isfinite(hi)):
-            raise ValueError("give at least one bound")
+        check_interval(*self._interval())
 
     def expression(self, rows: Rows, p: ParamSet, v: Vars) -> cp.Expression:
         return p["coef"] @ v.w

@@ -13,6 +13,7 @@ import cvxpy as cp
 import numpy as np
 from pydantic import Field, model_validator
 
+from bondfolio.constraints.bands import _Band, check_interval
 from bondfolio.constraints.base import Constraint, ParamSet, Point, Rows, Vars
 from bondfolio.constraints.select import Selector
 from bondfolio.inputs.universe import Universe
@@ -20,17 +21,7 @@ from bondfolio.inputs.universe import Universe
 __all__ = ["HedgeBudget", "HedgeRatio", "NetDelta"]
 
 
-def _interval(lo: float | None, hi: float | None) -> tuple[float, float]:
-    low = -np.inf if lo is None else lo
-    high = np.inf if hi is None else hi
-    if low > high:
-        raise ValueError(f"the band is empty: min {lo} exceeds max {hi}")
-    if not (np.isfinite(low) or np.isfinite(high)):
-        raise ValueError("give at least one bound ('min' or 'max')")
-    return low, high
-
-
-class NetDelta(Constraint):
+class NetDelta(_Band):
     r"""Net delta to an asset's price, deposits and hedges together, within a band.
 
     .. math:: \text{min} \le \sum_{i \notin H,\ \text{asset}_i = A} w_i + \sum_i w_i \, \delta_i^A \le \text{max}
@@ -42,12 +33,10 @@ class NetDelta(Constraint):
 
     kind: Literal["net_delta"] = "net_delta"
     asset: str = Field(min_length=1)
-    min: float | None = None
-    max: float | None = None
 
     @model_validator(mode="after")
     def _band(self) -> NetDelta:
-        _interval(self.min, self.max)
+        self._check_interval()
         return self
 
     def resolve(self, u: Universe) -> Rows:
@@ -57,14 +46,8 @@ class NetDelta(Constraint):
             raise self.fail(f"no deposit is in '{self.asset}' and no opportunity has a '{key}' exposure: fix the "
                             f"asset (assets: {sorted(set(u.attribute('asset')))})")
         delta = held.astype(float) + (u.numeric(key) if key in u.exposure_names else 0.0)
-        lo, hi = _interval(self.min, self.max)
-        return Rows([self.asset], lo, hi, coefficients={"delta": delta}, unit=f"{self.asset} delta x NAV")
-
-    def expression(self, rows: Rows, p: ParamSet, v: Vars) -> cp.Expression:
-        return p["delta"] @ v.w
-
-    def evaluate(self, rows: Rows, x: Point, u: Universe) -> np.ndarray:
-        return np.array([float(rows.coefficients["delta"] @ x.w)])
+        lo, hi = self._interval()
+        return Rows([self.asset], lo, hi, coefficients={"coef": delta}, unit=f"{self.asset} delta x NAV")
 
 
 class HedgeRatio(Constraint):
@@ -93,7 +76,7 @@ class HedgeRatio(Constraint):
 
     @model_validator(mode="after")
     def _band(self) -> HedgeRatio:
-        _interval(self.min, self.max)
+        check_interval(self.min, self.max)
         return self
 
     def resolve(self, u: Universe) -> Rows:

@@ -136,8 +136,7 @@ class Decision:
         slippage = float((self.solution.rate_impact or {}).get("slippage_cost_share", 0.0))
         failure_loss = float(u.expected_loss_rate @ w)
         carry = float(u.numeric("carry") @ np.abs(w))
-        penalties = sum(c.constraint.penalty_weight() * float(c.constraint.evaluate(c.rows, x, u)[0])
-                        for c in self.program.compiled if c.constraint.penalty_weight() > 0)
+        penalties = self.program.penalties(x)
         objective = (expected - obj.risk_aversion / 2 * variance - cost - slippage - carry
                      - obj.failure_aversion * failure_loss - penalties)
         horizons = sorted({*DEFAULT_HORIZONS, *(c.horizon_days for c in self.program.constraints

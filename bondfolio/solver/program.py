@@ -218,11 +218,16 @@ class Program:
         value -= obj.risk_aversion / 2 * u.variance(point.w) if self.has_risk else 0.0
         value -= float(self.costs @ np.abs(point.w - u.w0))
         value -= float(u.numeric("carry") @ np.abs(point.w))
+        return value - self.penalties(point)
+
+    def penalties(self, point: Point) -> float:
+        """Sum of the soft constraints' penalties at ``point`` (numpy), APY units."""
+        total = 0.0
         for comp in self.compiled:
             weight = comp.constraint.penalty_weight()
             if weight > 0:
-                value -= weight * float(comp.constraint.evaluate(comp.rows, point, u)[0])
-        return value
+                total += weight * float(comp.constraint.evaluate(comp.rows, point, self.universe)[0])
+        return total
 
     # ------------------------------------------------------------------ re-solves
     def update(self, universe: Universe | None = None, risk_aversion: float | None = None) -> None:
