@@ -1,6 +1,9 @@
-"""Command line: ``bondfolio allocate | validate | schema``.
+"""Command line: ``bondfolio allocate | validate | snapshot | risk-model | stress | replay | explain | diff |
+frontier | report | schema``.
 
-Exit codes: 0 ok, 2 invalid input, 3 infeasible, 4 solver failure (1 for anything unexpected).
+Exit codes: 0 ok, 2 invalid input (including a decision record that fails verification), 3
+infeasible (with a diagnosis), 4 solver failure, 5 a replay that differs, 6 chain failure (1 for
+anything unexpected).
 ``--out`` files are written atomically (a temporary file in the same folder, then renamed) and only
 on success, so a failed run never leaves a partial or stale-looking file behind.
 """
@@ -21,6 +24,10 @@ from bondfolio.errors import BondfolioError, InputError, exit_code_for
 __all__ = ["main", "write_atomic"]
 
 EPILOG = "exit codes: 0 ok, 2 invalid input, 3 infeasible policy, 4 solver failure"
+REPLAY_EPILOG = EPILOG + ", 5 the replay differs from the record"
+
+#: Exit code of a replay whose answer differs from the record.
+REPLAY_DIFFERS = 5
 SNAPSHOT_EPILOG = EPILOG + ", 6 chain or RPC failure"
 
 
@@ -61,6 +68,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="write the decision here (atomically, only on success); stdout gets the table")
     alloc.add_argument("--format", choices=("table", "json", "csv"), default=None,
                        help="output format (default: table on stdout, json with --out)")
+    alloc.add_argument("--no-embed", action="store_true",
+                       help="do not embed the inputs in the decision record (only their sha256: replay, explain and "
+                            "diff then need the input files)")
 
     val = sub.add_parser("validate", help="validate input files without solving",
                          description="Validate a snapshot, and optionally a policy and holdings against it "
@@ -96,11 +106,43 @@ def _parser() -> argparse.ArgumentParser:
                         description="Losses of a decision's allocation under joint failures, rate shocks, depegs, "
                                     "a freeze and sampled scenarios.")
     st.add_argument("decision", type=Path, metavar="DECISION.json", help="decision JSON (allocate --out)")
-    st.add_argument("--snapshot", type=Path, required=True, metavar="S.json",
-                    help="the snapshot the decision was made from (its sha256 is checked)")
+    st.add_argument("--snapshot", type=Path, metavar="S.json",
+                    help="the snapshot the decision was made from (default: the one embedded in the record; "
+                         "its sha256 is checked)")
     st.add_argument("--scenarios", type=Path, metavar="FILE",
                     help="scenario settings TOML/JSON (default: the decision's cvar scenarios, else defaults)")
     st.add_argument("--format", choices=("table", "json"), default="table")
+
+    def record_inputs(cmd: argparse.ArgumentParser) -> None:
+        cmd.add_argument("decision", type=Path, metavar="DECISION.json", help="decision record (allocate --out)")
+        for name in ("snapshot", "policy", "holdings"):
+            cmd.add_argument(f"--{name}", type=Path, metavar="FILE",
+                             help=f"the {name} file, for records written with --no-embed (its sha256 is checked)")
+        cmd.add_argument("--format", choices=("text", "json"), default="text")
+
+    rp = sub.add_parser("replay", help="re-solve a decision record and compare (exit 5 when it differs)",
+                        description="Verify a decision record's sha256, re-solve it from its own inputs and compare: "
+                                    "identical (byte for byte), equivalent (within the stated tolerance) or different "
+                                    "(the differences are printed; exit 5).", epilog=REPLAY_EPILOG)
+    record_inputs(rp)
+    rp.add_argument("--out", type=Path, metavar="FILE", help="also write the new record here")
+
+    ex = sub.add_parser("explain", help="binding constraints in bp, marginal yields, risk contributions",
+                        description="Explain a decision: what relaxing each binding constraint is worth (dual estimate "
+                                    "and an exact re-solve), each position's marginal yield against its costs, and "
+                                    "risk contributions per position and protocol.", epilog=EPILOG)
+    record_inputs(ex)
+    ex.add_argument("--no-resolve", action="store_true", help="dual estimates only (no re-solves)")
+
+    df = sub.add_parser("diff", help="what changed between two decisions, and which input changes moved it most",
+                        description="Compare decision records A and B: input changes, allocation changes, and (with "
+                                    "embedded inputs) each group of input changes applied alone to A and re-solved, "
+                                    "ranked by how far it moves the allocation.", epilog=EPILOG)
+    df.add_argument("a", type=Path, metavar="A.json")
+    df.add_argument("b", type=Path, metavar="B.json")
+    df.add_argument("--no-attribution", action="store_true", help="skip the re-solves")
+    df.add_argument("--max-groups", type=int, default=25, metavar="N", help="re-solve at most N groups (default 25)")
+    df.add_argument("--format", choices=("text", "json"), default="text")
 
     sch = sub.add_parser("schema", help="print the JSON Schema of an input format",
                          description="Print the JSON Schema of the snapshot, holdings or policy format.")
@@ -118,7 +160,7 @@ def _version() -> str:
 def _allocate(args: argparse.Namespace) -> int:
     import bondfolio
 
-    decision = bondfolio.allocate(args.snapshot, args.policy, args.holdings)
+    decision = bondfolio.allocate(args.snapshot, args.policy, args.holdings, embed_inputs=not args.no_embed)
     fmt = args.format or ("json" if args.out else "table")
     render = {"table": decision.table, "json": decision.to_json, "csv": decision.to_csv}[fmt]
     text = render()
@@ -189,6 +231,33 @@ def _stress(args: argparse.Namespace) -> int:
     return 0
 
 
+def _replay(args: argparse.Namespace) -> int:
+    from bondfolio.solver.record import dump_record
+    from bondfolio.solver.replay import replay
+
+    result = replay(args.decision, args.snapshot, args.policy, args.holdings)
+    if args.out and result.record is not None:
+        write_atomic(args.out, dump_record(result.record))
+    sys.stdout.write(json.dumps(result.to_dict(), indent=2) + "\n" if args.format == "json" else result.text())
+    return 0 if result.ok else REPLAY_DIFFERS
+
+
+def _explain(args: argparse.Namespace) -> int:
+    from bondfolio.solver.explain import explain
+
+    e = explain(args.decision, args.snapshot, args.policy, args.holdings, exact=not args.no_resolve)
+    sys.stdout.write(json.dumps(e.to_dict(), indent=2) + "\n" if args.format == "json" else e.text())
+    return 0
+
+
+def _diff(args: argparse.Namespace) -> int:
+    from bondfolio.solver.replay import diff
+
+    report = diff(args.a, args.b, attribute=not args.no_attribution, max_groups=args.max_groups)
+    sys.stdout.write(json.dumps(report.to_dict(), indent=2) + "\n" if args.format == "json" else report.text())
+    return 0
+
+
 def _schema(args: argparse.Namespace) -> int:
     print(json.dumps(schema(args.which), indent=2))
     return 0
@@ -216,7 +285,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     args = _parser().parse_args(argv)
     handler = {"allocate": _allocate, "validate": _validate, "snapshot": _snapshot, "schema": _schema,
-               "risk-model": _risk_model, "stress": _stress}[args.command]
+               "risk-model": _risk_model, "stress": _stress, "replay": _replay, "explain": _explain,
+               "diff": _diff}[args.command]
     try:
         return handler(args)
     except BondfolioError as exc:

@@ -35,7 +35,8 @@ def test_allocate_json_out_written_atomically(tmp_path: Path, capsys: pytest.Cap
     code = main(["allocate", str(EXAMPLE / "snapshot.json"), str(EXAMPLE / "policy.toml"), "--out", str(target)])
     assert code == 0
     data = json.loads(target.read_text())
-    assert list(data)[:5] == ["schema", "policy", "as_of", "base_currency", "allocation"]
+    assert list(data)[:6] == ["schema", "record_sha256", "policy", "as_of", "base_currency", "allocation"]
+    assert list(data)[-2:] == ["timing", "inputs"]
     for key in ("allocation", "metrics", "constraints", "check", "solver"):
         assert key in data
     assert {"id", "weight", "amount"} <= set(data["allocation"][0])

@@ -107,6 +107,8 @@ class Vars:
         self.w = cp.Variable(n, name="w")
         self.cash = cp.Variable(name="cash")
         self.definitions: list[cp.Constraint] = []
+        self.named: dict[str, cp.Constraint] = {}
+        """Definitions whose duals an explanation reads, by ``"<family label>:<part>"``."""
         self.within_available: np.ndarray = np.zeros(n, dtype=bool)
         self._universe = universe
         self._w0: cp.Parameter | None = None
@@ -117,6 +119,8 @@ class Vars:
         self._dense_cov: np.ndarray | None = None
         self._hedge_size: cp.Variable | None = None
         self._margin: cp.Variable | None = None
+        self._gamma: cp.Parameter | None = None
+        self._scaled_specific: cp.Parameter | None = None
         self.hedge_idx = np.flatnonzero(universe.hedge)
 
     @property
@@ -208,6 +212,34 @@ class Vars:
             total = total + self._specific_variance @ cp.square(self.w)
         return total
 
+    def risk_penalty(self, gamma: cp.Parameter) -> cp.Expression:
+        """``(gamma / 2) w' Sigma w`` in a DPP-compliant form, so a sweep over ``gamma`` re-solves
+        without recompiling: the factor (or dense) part is ``gamma/2`` times a parameter-free
+        expression, and the specific part is ``((gamma/2) d)' (w * w)`` with the product kept in one
+        Parameter (refreshed by :meth:`update` and :meth:`set_risk_aversion`)."""
+        self._gamma = gamma
+        cov = self._universe.snapshot.risk.covariance
+        if cov is not None:
+            return (gamma / 2) * self.variance()
+        factor, specific = self._risk_parts()
+        total: cp.Expression = cp.Constant(0.0)
+        if factor is not None:
+            total = total + (gamma / 2) * cp.sum_squares(factor)
+        if specific is not None:
+            self._scaled_specific = cp.Parameter(self.n, name="scaled_specific_variance", nonneg=True,
+                                                 value=self._scaled_specific_value())
+            total = total + self._scaled_specific @ cp.square(self.w)
+        return total
+
+    def _scaled_specific_value(self) -> np.ndarray:
+        assert self._gamma is not None
+        return float(np.asarray(self._gamma.value)) / 2 * self._universe.risk_factor[1] ** 2
+
+    def set_risk_aversion(self) -> None:
+        """Refresh the Parameters that carry the risk aversion (after ``gamma`` changed)."""
+        if self._scaled_specific is not None:
+            self._scaled_specific.value = self._scaled_specific_value()
+
     def volatility(self) -> cp.Expression:
         """``sqrt(w' Sigma w)`` as a Euclidean norm of the risk expressions (a second-order cone)."""
         parts = self.risk
@@ -230,6 +262,7 @@ class Vars:
             self._risk_params[1].value = s
         if self._specific_variance is not None:
             self._specific_variance.value = universe.risk_factor[1] ** 2
+        self.set_risk_aversion()
 
 
 @dataclass
@@ -248,6 +281,16 @@ class Compiled:
     """For families folded into shared bounds: gives their duals instead of ``cvx``."""
     expr: cp.Expression | None = None
     """The row vector ``f(w, c)`` as compiled (the objective reads it for penalties)."""
+
+    def set_bounds(self, lower: np.ndarray, upper: np.ndarray) -> None:
+        """Assign new row bounds (same rows bounded on the same sides) to the compiled Parameters."""
+        lower, upper = np.asarray(lower, dtype=float), np.asarray(upper, dtype=float)
+        if not (np.array_equal(np.isfinite(lower), np.isfinite(self.rows.lower))
+                and np.array_equal(np.isfinite(upper), np.isfinite(self.rows.upper))):
+            raise InputError(f"constraint '{self.constraint.label}': which rows are bounded changed: compile anew")
+        self.rows.lower, self.rows.upper = lower.copy(), upper.copy()
+        if self.dual_source is None:
+            self.bounds.update(_bound_arrays(self.rows, self.lower_idx, self.upper_idx, self.equality))
 
     def duals(self, scale: float = 1.0) -> np.ndarray:
         """Per row, d(objective)/d(bound) of the active side (objective in its own units / ``scale``).

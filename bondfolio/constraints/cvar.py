@@ -61,7 +61,9 @@ class CVaR(Constraint):
         count = len(rows.structure["scenarios"])
         t = cp.Variable(name=f"var_{self.label}")
         excess = cp.Variable(count, nonneg=True, name=f"tail_{self.label}")
-        v.definitions.append(excess >= p["losses"] @ v.w - t)
+        tail = excess >= p["losses"] @ v.w - t
+        v.definitions.append(tail)
+        v.named[f"{self.label}:tail"] = tail  # its duals price each position's tail loss (explain)
         return t + (p["probability"] @ excess) / (1.0 - self.alpha)
 
     def evaluate(self, rows: Rows, x: Point, u: Universe) -> np.ndarray:

@@ -5,11 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from bondfolio.errors import InfeasibleError
 from bondfolio.inputs.holdings import Holdings, load_holdings
 from bondfolio.inputs.policy import Policy, load_policy
 from bondfolio.inputs.snapshot import Snapshot, load_snapshot
 from bondfolio.inputs.universe import Universe
 from bondfolio.solver.decision import Decision
+from bondfolio.solver.diagnose import diagnose
 from bondfolio.solver.program import Program, effective_constraints, trading_costs
 
 __all__ = ["Inputs", "allocate", "load_inputs", "validate"]
@@ -65,7 +67,8 @@ def validate(snapshot: SnapshotLike, policy: PolicyLike | None = None,
     return summary
 
 
-def allocate(snapshot: SnapshotLike, policy: PolicyLike, holdings: HoldingsLike | None = None) -> Decision:
+def allocate(snapshot: SnapshotLike, policy: PolicyLike, holdings: HoldingsLike | None = None, *,
+             embed_inputs: bool = True, diagnose_infeasible: bool = True) -> Decision:
     """Solve one allocation problem and return a verified :class:`Decision`.
 
     Parameters
@@ -76,17 +79,31 @@ def allocate(snapshot: SnapshotLike, policy: PolicyLike, holdings: HoldingsLike 
         The policy: a :class:`Policy`, a TOML or JSON file path, JSON text or a mapping.
     holdings
         Current holdings (optional): a :class:`Holdings`, a JSON file path, JSON text or a mapping.
+    embed_inputs
+        Embed the canonical inputs in the decision record (default), so it replays on its own;
+        otherwise the record names only their sha256.
+    diagnose_infeasible
+        On an infeasible policy, run the elastic diagnosis (:mod:`bondfolio.solver.diagnose`) and
+        attach it to the error (default).
 
     Raises
     ------
     InputError
         Invalid input (exit code 2 on the command line).
     InfeasibleError
-        The constraints cannot hold together (exit code 3).
+        The constraints cannot hold together (exit code 3). Its ``diagnosis`` (a
+        :class:`~bondfolio.solver.diagnose.Diagnosis`) names an irreducible conflicting set and the
+        smallest relaxation that restores feasibility; the message includes it.
     SolverError
         No solver produced a verified allocation (exit code 4).
     """
     inputs = load_inputs(snapshot, policy, holdings)
     program = Program(inputs.universe, inputs.policy)
-    solution = program.solve()
-    return Decision(inputs.snapshot, inputs.policy, inputs.holdings, program, solution)
+    try:
+        solution = program.solve()
+    except InfeasibleError as exc:
+        if not diagnose_infeasible:
+            raise
+        diagnosis = diagnose(inputs.universe, program.constraints, inputs.policy.name, inputs.policy.solver.order)
+        raise InfeasibleError(f"{exc}\n{diagnosis.text()}", inputs.policy.name, diagnosis) from None
+    return Decision(inputs.snapshot, inputs.policy, inputs.holdings, program, solution, embed_inputs=embed_inputs)

@@ -7,7 +7,6 @@ expressions, except the solver's own objective value and dual values (labelled a
 from __future__ import annotations
 
 import io
-import json
 import math
 import platform
 from dataclasses import dataclass
@@ -24,8 +23,10 @@ from bondfolio.inputs.policy import Policy
 from bondfolio.inputs.snapshot import Snapshot
 from bondfolio.inputs.universe import Universe
 from bondfolio.solver.program import Program, Solution
+from bondfolio.solver.record import dump_record, input_sha256, seal
 
-__all__ = ["DECISION_SCHEMA", "DEFAULT_HORIZONS", "TRADE_EPSILON", "Decision", "inputs_digest", "versions"]
+__all__ = ["DECISION_SCHEMA", "DEFAULT_HORIZONS", "TRADE_EPSILON", "Decision", "canonical_inputs", "inputs_digest",
+           "versions"]
 
 DECISION_SCHEMA = "bondfolio.decision/1"
 
@@ -55,16 +56,22 @@ def versions() -> dict[str, str]:
     }
 
 
-def inputs_digest(snapshot: Snapshot, policy: Policy, holdings: Holdings | None) -> dict[str, str]:
-    """sha256 of each canonical input and of the three together (``inputs_sha256``)."""
-    parts = {
+def canonical_inputs(snapshot: Snapshot, policy: Policy, holdings: Holdings | None) -> dict[str, Any]:
+    """The three inputs as canonical JSON data (what a record embeds and what the hashes cover)."""
+    return {
         "snapshot": snapshot.model_dump(mode="json", by_alias=True),
         "policy": policy.model_dump(mode="json", by_alias=True),
         "holdings": None if holdings is None else holdings.model_dump(mode="json", by_alias=True),
     }
-    out = {"inputs_sha256": sha256_hex(canonical_json(parts))}
+
+
+def inputs_digest(snapshot: Snapshot, policy: Policy, holdings: Holdings | None,
+                  parts: dict[str, Any] | None = None) -> dict[str, str | None]:
+    """sha256 of each canonical input and of the three together (``inputs_sha256``)."""
+    parts = canonical_inputs(snapshot, policy, holdings) if parts is None else parts
+    out: dict[str, str | None] = {"inputs_sha256": sha256_hex(canonical_json(parts))}
     for key, value in parts.items():
-        out[f"{key}_sha256"] = None if value is None else sha256_hex(canonical_json(value))  # type: ignore[assignment]
+        out[f"{key}_sha256"] = input_sha256(value)
     return out
 
 
@@ -77,6 +84,8 @@ class Decision:
     holdings: Holdings | None
     program: Program
     solution: Solution
+    embed_inputs: bool = True
+    """Embed the canonical inputs in the record (else only their sha256: replays then need the files)."""
 
     # ------------------------------------------------------------------ core views
     @property
@@ -215,10 +224,11 @@ class Decision:
 
     # ------------------------------------------------------------------ output
     def to_dict(self) -> dict[str, Any]:
-        """The decision as JSON-ready data, keys in a fixed order.
+        """The decision record as JSON-ready data, keys in a fixed order (see :mod:`bondfolio.solver.record`).
 
         ``timing`` holds the only run-dependent numbers (wall-clock seconds); everything else is a
-        function of the inputs and the software versions.
+        function of the inputs and the software versions, sealed by ``record_sha256``. The canonical
+        inputs come last, under ``inputs`` (unless ``embed_inputs`` is false).
         """
         sol = self.solution
         trades = [
@@ -226,7 +236,8 @@ class Decision:
              "tokens": a["trade_tokens"]}
             for a in self._allocation if abs(a["trade_amount"]) > TRADE_EPSILON * self.universe.nav
         ]
-        return {
+        inputs = canonical_inputs(self.snapshot, self.policy, self.holdings)
+        return seal({
             "schema": DECISION_SCHEMA,
             "policy": self.policy.name,
             "as_of": self.snapshot.as_of.timestamp.isoformat(),
@@ -246,7 +257,7 @@ class Decision:
             },
             **({"rate_impact": sol.rate_impact} if sol.rate_impact is not None else {}),
             "provenance": {
-                **inputs_digest(self.snapshot, self.policy, self.holdings),
+                **inputs_digest(self.snapshot, self.policy, self.holdings, inputs),
                 "versions": versions(),
                 "effective_policy": {
                     **self.policy.model_dump(mode="json", by_alias=True, exclude={"constraints"}),
@@ -259,11 +270,12 @@ class Decision:
                 "solver_seconds": sol.solver_seconds,
                 "attempt_seconds": [a.seconds for a in sol.attempts],
             },
-        }
+            **({"inputs": inputs} if self.embed_inputs else {}),
+        })
 
     def to_json(self, indent: int | None = 2) -> str:
         """JSON text of :meth:`to_dict` (stable key order, finite numbers only, trailing newline)."""
-        return json.dumps(self.to_dict(), indent=indent, allow_nan=False, ensure_ascii=False) + "\n"
+        return dump_record(self.to_dict(), indent)
 
     def to_csv(self) -> str:
         """The allocation table as CSV (one row per opportunity, plus a ``cash`` row)."""

@@ -169,7 +169,7 @@ class Program:
         expr = self.mu @ v.w + self.cash_apy * v.cash
         self.has_risk = bool(obj.risk_aversion > 0 if with_risk is None else with_risk)
         if self.has_risk:
-            expr = expr - (self.gamma / 2) * v.variance()
+            expr = expr - v.risk_penalty(self.gamma)
         self.has_costs = bool(np.any(self.costs > 0))
         if self.has_costs:
             expr = expr - self.cost @ v.trade_size
@@ -253,6 +253,20 @@ class Program:
             if risk_aversion > 0 and not self.has_risk:
                 raise InputError("this program was built without a risk term: build it with with_risk=True")
             self.gamma.value = risk_aversion
+            self.vars.set_risk_aversion()
+
+    def set_row_bound(self, k: int, row: int, lower: float, upper: float) -> tuple[float, float]:
+        """Set the bounds of row ``row`` of compiled family ``k`` (an equality row takes ``lower``);
+        returns the old ``(lower, upper)`` so a caller can restore them. Re-solve with ``reuse=True``."""
+        comp = self.compiled[k]
+        lo, hi = comp.rows.lower.copy(), comp.rows.upper.copy()
+        old = (float(lo[row]), float(hi[row]))
+        lo[row], hi[row] = (lower, lower) if comp.equality else (lower, upper)
+        comp.set_bounds(lo, hi)
+        if comp.dual_source is not None:
+            self.fold.rows[k] = comp.rows
+            self.fold.refresh()
+        return old
 
     @property
     def risk_aversion(self) -> float:
@@ -481,6 +495,12 @@ class BoundFold:
         if not (np.array_equal(np.flatnonzero(np.isfinite(ub)), self.ub_idx)
                 and np.array_equal(np.flatnonzero(np.isfinite(lb)), self.lb_idx)):
             raise InputError("which positions are bounded changed: build a new Program")
+        self.ub.value = ub[self.ub_idx]
+        self.lb.value = lb[self.lb_idx]
+
+    def refresh(self) -> None:
+        """Re-combine the families' current rows into the shared bound Parameters (after a bound changed)."""
+        ub, lb, self.owner_ub, self.owner_lb = self._combine()
         self.ub.value = ub[self.ub_idx]
         self.lb.value = lb[self.lb_idx]
 

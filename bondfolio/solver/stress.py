@@ -10,11 +10,12 @@ import numpy as np
 import pandas as pd
 
 from bondfolio.errors import InputError
-from bondfolio.inputs.base import canonical_json, read_source, sha256_hex, validate_document
+from bondfolio.inputs.base import canonical_json, sha256_hex, validate_document
 from bondfolio.inputs.scenarios import ScenarioSettings, build_scenarios, cvar, load_scenarios
 from bondfolio.inputs.snapshot import Snapshot, load_snapshot
 from bondfolio.inputs.universe import Universe
 from bondfolio.solver.decision import Decision
+from bondfolio.solver.record import DecisionRecord, load_decision
 
 __all__ = ["StressReport", "stress"]
 
@@ -50,21 +51,29 @@ class StressReport:
         return "\n".join(lines) + "\n"
 
 
-def stress(decision: Decision | str | Path | dict[str, Any], snapshot: Snapshot | str | Path | dict[str, Any],
+def stress(decision: Decision | DecisionRecord | str | Path | dict[str, Any],
+           snapshot: Snapshot | str | Path | dict[str, Any] | None = None,
            scenarios: ScenarioSettings | str | Path | dict[str, Any] | None = None) -> StressReport:
     """Losses of a decision's allocation under a scenario set.
 
-    ``decision`` is a :class:`Decision` or its JSON (file, text or mapping); ``snapshot`` must be the one
-    it was made from (its sha256 is checked against the decision's provenance). ``scenarios`` default
-    to the decision's ``cvar`` constraint's, else to :class:`ScenarioSettings` defaults.
+    ``decision`` is a :class:`Decision` or its record (file, text or mapping; verified on load).
+    ``snapshot`` defaults to the one embedded in the record; one given must be the one the decision
+    was made from (its sha256 is checked). ``scenarios`` default to the decision's ``cvar``
+    constraint's, else to :class:`ScenarioSettings` defaults.
     """
-    snap = load_snapshot(snapshot)
-    record = decision.to_dict() if isinstance(decision, Decision) else _read_decision(decision)
-    expected = record.get("provenance", {}).get("snapshot_sha256")
-    actual = sha256_hex(canonical_json(snap.model_dump(mode="json", by_alias=True)))
-    if expected != actual:
-        raise InputError(f"the snapshot's sha256 is {actual[:16]}…, but the decision was made from "
-                         f"{str(expected)[:16]}…: pass the snapshot the decision was made from")
+    rec = load_decision(decision.to_dict() if isinstance(decision, Decision) else decision)
+    record = rec.data
+    if snapshot is None and not rec.embedded:
+        raise InputError(f"{rec.label} does not embed its inputs: pass the snapshot it was made from (--snapshot)")
+    if snapshot is None:
+        snap = rec.inputs()[0]
+    else:
+        snap = load_snapshot(snapshot)
+        expected = record.get("provenance", {}).get("snapshot_sha256")
+        actual = sha256_hex(canonical_json(snap.model_dump(mode="json", by_alias=True)))
+        if expected != actual:
+            raise InputError(f"the snapshot's sha256 is {actual[:16]}…, but the decision was made from "
+                             f"{str(expected)[:16]}…: pass the snapshot the decision was made from")
     if scenarios is None:
         specs = [c for c in record["provenance"]["effective_policy"]["constraints"] if c.get("kind") == "cvar"]
         settings = (validate_document(ScenarioSettings, specs[0]["scenarios"], "the decision's cvar scenarios")
@@ -83,12 +92,3 @@ def stress(decision: Decision | str | Path | dict[str, Any], snapshot: Snapshot 
     for level in LEVELS:
         summary[f"CVaR {level:g}"] = cvar(losses, s.probability, level)[0]
     return StressReport(frame, u.nav, summary)
-
-
-def _read_decision(source: str | Path | dict[str, Any]) -> dict[str, Any]:
-    if isinstance(source, dict):
-        return source
-    raw, label = read_source(source, "decision")
-    if not isinstance(raw, dict) or "allocation" not in raw or "provenance" not in raw:
-        raise InputError(f"{label} is not a bondfolio decision (no 'allocation' and 'provenance')")
-    return raw
