@@ -144,6 +144,25 @@ def _parser() -> argparse.ArgumentParser:
     df.add_argument("--max-groups", type=int, default=25, metavar="N", help="re-solve at most N groups (default 25)")
     df.add_argument("--format", choices=("text", "json"), default="text")
 
+    fr = sub.add_parser("frontier", help="efficient frontier: risk aversion swept over one compiled program",
+                        description="Solve POLICY on SNAPSHOT for a grid of risk aversions (one compiled program, "
+                                    "parameters updated) and write the points as CSV, and a PNG chart.", epilog=EPILOG)
+    fr.add_argument("snapshot", type=Path, metavar="SNAPSHOT")
+    fr.add_argument("policy", type=Path, metavar="POLICY")
+    fr.add_argument("--holdings", type=Path, metavar="FILE")
+    fr.add_argument("--points", type=int, default=50, metavar="N", help="number of points (default 50)")
+    fr.add_argument("--out", type=Path, metavar="FILE.csv", help="write the CSV here (default: stdout)")
+    fr.add_argument("--png", type=Path, metavar="FILE.png", help="write the chart here")
+
+    rep = sub.add_parser("report", help="one self-contained HTML page for a decision",
+                         description="Write an HTML report of a decision record: metrics, allocation, frontier, risk "
+                                     "contributions, binding constraints, check and provenance (charts embedded).",
+                         epilog=EPILOG)
+    record_inputs(rep)
+    rep.add_argument("--out", type=Path, required=True, metavar="REPORT.html", help="where to write (atomic)")
+    rep.add_argument("--points", type=int, default=25, metavar="N", help="frontier points (0: no frontier)")
+    rep.add_argument("--no-resolve", action="store_true", help="dual estimates only for binding constraints")
+
     sch = sub.add_parser("schema", help="print the JSON Schema of an input format",
                          description="Print the JSON Schema of the snapshot, holdings or policy format.")
     sch.add_argument("which", choices=("snapshot", "holdings", "policy"), nargs="?", default="snapshot",
@@ -258,6 +277,40 @@ def _diff(args: argparse.Namespace) -> int:
     return 0
 
 
+def _frontier(args: argparse.Namespace) -> int:
+    from bondfolio.solver.frontier import frontier
+
+    f = frontier(args.snapshot, args.policy, args.holdings, points=args.points)
+    text = f.to_csv()
+    if args.png:
+        folder = args.png.parent if str(args.png.parent) else Path(".")
+        if not folder.is_dir():
+            raise InputError(f"cannot write '{args.png}': folder '{folder}' does not exist")
+        tmp = folder / f".{args.png.name}.tmp"
+        try:
+            f.write_png(tmp)
+            os.replace(tmp, args.png)
+        finally:
+            tmp.unlink(missing_ok=True)
+    if args.out:
+        write_atomic(args.out, text)
+        print(f"{len(f.frame)} frontier points in {f.seconds:.2f} s written to {args.out}"
+              + (f", chart to {args.png}" if args.png else ""))
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from bondfolio.solver.report import render_report
+
+    page = render_report(args.decision, args.snapshot, args.policy, args.holdings, points=args.points,
+                         exact=not args.no_resolve)
+    write_atomic(args.out, page)
+    print(f"report written to {args.out} ({len(page) / 1024:.0f} KiB)")
+    return 0
+
+
 def _schema(args: argparse.Namespace) -> int:
     print(json.dumps(schema(args.which), indent=2))
     return 0
@@ -286,7 +339,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     handler = {"allocate": _allocate, "validate": _validate, "snapshot": _snapshot, "schema": _schema,
                "risk-model": _risk_model, "stress": _stress, "replay": _replay, "explain": _explain,
-               "diff": _diff}[args.command]
+               "diff": _diff, "frontier": _frontier, "report": _report}[args.command]
     try:
         return handler(args)
     except BondfolioError as exc:
