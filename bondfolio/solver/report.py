@@ -86,14 +86,14 @@ def _html(record: DecisionRecord, ex: Explanation, front: Frontier | None) -> st
     rows = "".join(
         f"<tr data-id='{html.escape(a['id'])}'><td>{html.escape(a['id'])}</td><td>{html.escape(a['protocol'])}</td>"
         f"<td class='n'>{_num(a['weight'], _pct(a['weight'], 2), 'weight')}</td>"
-        f"<td class='n'>{_num(a['amount'], format(_clean(a['weight']) and a['amount'], ',.0f'), 'amount')}</td>"
+        f"<td class='n'>{_num(a['amount'], _amount(a['amount'], ',.0f'), 'amount')}</td>"
         f"<td class='n'>{_num(a['current_weight'], _pct(a['current_weight'], 2), 'current-weight')}</td>"
-        f"<td class='n'>{_num(a['trade_amount'], format(a['trade_amount'] if abs(a['trade_amount']) >= 0.5 else 0.0, '+,.0f'), 'trade')}</td>"
+        f"<td class='n'>{_num(a['trade_amount'], _amount(a['trade_amount'], '+,.0f'), 'trade')}</td>"
         f"<td class='n'>{_pct(a['apy'], 2)}</td><td class='n'>{a['duration']:.2f}</td></tr>" for a in held)
     cash = d["cash"]
     rows += (f"<tr data-id='cash'><td>cash</td><td></td>"
              f"<td class='n'>{_num(cash['weight'], _pct(cash['weight'], 2), 'weight')}</td>"
-             f"<td class='n'>{_clean(cash['weight']) and cash['amount']:,.0f}</td><td class='n'>{_pct(cash['current_weight'], 2)}</td>"
+             f"<td class='n'>{_amount(cash['amount'], ',.0f')}</td><td class='n'>{_pct(cash['current_weight'], 2)}</td>"
              f"<td class='n'>{cash['amount'] - cash['current_amount']:+,.0f}</td><td></td><td></td></tr>")
     parts.append(f"<table id='allocation'><tr><th>position</th><th>protocol</th><th>weight</th><th>amount ({ccy})</th>"
                  f"<th>current</th><th>trade ({ccy})</th><th>APY</th><th>duration</th></tr>{rows}</table>")
@@ -140,6 +140,11 @@ def _num(value: float, text: str, key: str) -> str:
 
 def _pct(x: float, digits: int) -> str:
     return f"{_clean(x) * 100:.{digits}f}%"
+
+
+def _amount(x: float, spec: str) -> str:
+    """An amount in the base currency; less than half a unit is shown as 0 (not -0)."""
+    return format(x if abs(x) >= 0.5 else 0.0, spec)
 
 
 def _clean(x: float) -> float:
