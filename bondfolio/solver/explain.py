@@ -38,7 +38,7 @@ from bondfolio.errors import BondfolioError
 from bondfolio.inputs.universe import Universe
 from bondfolio.solver.decision import Decision
 from bondfolio.solver.diagnose import HARD_KINDS, format_bound, step_of
-from bondfolio.solver.program import OBJECTIVE_SCALE, Program
+from bondfolio.solver.program import OBJECTIVE_SCALE, Program, Solution
 from bondfolio.solver.record import DecisionRecord, load_decision
 
 __all__ = ["Explanation", "explain", "risk_contributions"]
@@ -123,15 +123,24 @@ def explain(decision: DecisionRecord | Decision | str | Path | Mapping[str, Any]
     notes: list[str] = []
     rows = record.data["constraints"]
     nav_value = next((r["dual"] for r in rows if r["kind"] == "budget" and r["row"] == "invested"), None)
-    binding = _binding(record, program, snap, pol, hold, exact, max_exact, notes)
-    positions = _positions(program, point, rows, notes, solved=exact and not any("unavailable" in n for n in notes))
+    base: Solution | None = None
+    if exact:
+        try:
+            base = program.solve(reuse=True)
+        except BondfolioError as exc:
+            notes.append(f"exact relaxation values unavailable: the re-solve failed ({exc})")
+    # multipliers of the re-solved decision, read before any relaxed re-solve overwrites them
+    multipliers = {} if base is None else {key: np.asarray(con.dual_value, dtype=float).reshape(-1).copy()
+                                           for key, con in program.vars.named.items() if con.dual_value is not None}
+    binding = _binding(record, program, snap, pol, hold, base, max_exact, notes)
+    positions = _positions(program, point, rows, notes, multipliers)
     risk = risk_contributions(program, point)
     return Explanation(pol.name, float(metrics["objective"]), float(metrics["expected_apy"]), binding, positions,
                        risk, nav_value, notes)
 
 
-def _binding(record: DecisionRecord, program: Program, snap: Any, pol: Any, hold: Any, exact: bool, max_exact: int,
-             notes: list[str]) -> list[dict[str, Any]]:
+def _binding(record: DecisionRecord, program: Program, snap: Any, pol: Any, hold: Any, base: Solution | None,
+             max_exact: int, notes: list[str]) -> list[dict[str, Any]]:
     rows = [r for r in record.data["constraints"] if r["binding"] and r["kind"] not in HARD_KINDS]
     at_zero = sum(1 for r in record.data["constraints"] if r["binding"] and r["kind"] == "long_only")
     if at_zero:
@@ -159,22 +168,17 @@ def _binding(record: DecisionRecord, program: Program, snap: Any, pol: Any, hold
                     "estimate_bp": estimate, "exact_bp": None, "expected_apy_change_bp": None,
                     "position": where.get((r["constraint"], r["row"]))})
     out.sort(key=lambda b: -(b["estimate_bp"] or 0.0))
-    if exact and out:
-        _exact_values(program, snap, pol, hold, out[:max_exact], notes)
+    if base is not None and out:
+        _exact_values(program, snap, pol, hold, base, out[:max_exact])
     for b in out:
         b.pop("position", None)
         b["sentence"] = _sentence(b)
     return out
 
 
-def _exact_values(program: Program, snap: Any, pol: Any, hold: Any, rows: list[dict[str, Any]],
-                  notes: list[str]) -> None:
+def _exact_values(program: Program, snap: Any, pol: Any, hold: Any, base: Solution, rows: list[dict[str, Any]]
+                  ) -> None:
     """Relax each row by one step on one compiled program and re-solve (DPP: parameters only)."""
-    try:
-        base = program.solve(reuse=True)
-    except BondfolioError as exc:
-        notes.append(f"exact relaxation values unavailable: the re-solve failed ({exc})")
-        return
     base_decision = Decision(snap, pol, hold, program, base)
     base_obj = program.exact_objective(base.point)
     base_apy = base_decision.metrics["expected_apy"]
@@ -214,8 +218,8 @@ def _sentence(b: dict[str, Any]) -> str:
     return head + tail + (f" [{b['exact_note']}]" if b.get("exact_note") else "")
 
 
-def _positions(program: Program, x: Point, rows: list[dict[str, Any]], notes: list[str], solved: bool
-               ) -> list[dict[str, Any]]:
+def _positions(program: Program, x: Point, rows: list[dict[str, Any]], notes: list[str],
+               multipliers: dict[str, np.ndarray]) -> list[dict[str, Any]]:
     u, obj = program.universe, program.policy.objective
     w = x.w
     marginal_yield = np.array(u.apy, dtype=float)
@@ -238,7 +242,7 @@ def _positions(program: Program, x: Point, rows: list[dict[str, Any]], notes: li
     carry = u.numeric("carry") * np.sign(w)
     net = marginal_yield - failure - risk - carry
     costs = left - marginal_yield, right - marginal_yield  # zero off the rate curves
-    prices = _constraint_prices(program, x, rows, notes, solved)
+    prices = _constraint_prices(program, x, rows, notes, multipliers)
     out = []
     for i, oid in enumerate(u.ids):
         own = [r["constraint"] for r in rows if r["binding"] and r["row"] == oid and r["kind"] in _OWN_BOUNDS]
@@ -272,8 +276,8 @@ _OWN_BOUNDS = frozenset({"max_weight", "min_weight", "liquidity_share", "tvl_sha
 MAX_PRICED = 400
 
 
-def _constraint_prices(program: Program, x: Point, rows: list[dict[str, Any]], notes: list[str], solved: bool
-                       ) -> list[dict[str, float]] | None:
+def _constraint_prices(program: Program, x: Point, rows: list[dict[str, Any]], notes: list[str],
+                       multipliers: dict[str, np.ndarray]) -> list[dict[str, float]] | None:
     """Per position ``i`` and shared constraint family: ``sum_r dual_r df_r/dw_i`` (APY per unit of
     weight). At the optimum the marginal objective ``net_i`` equals the sum of these prices plus the
     duals of the position's own bounds (and a trading-cost subgradient), so ``net - shared`` is what
@@ -297,11 +301,11 @@ def _constraint_prices(program: Program, x: Point, rows: list[dict[str, Any]], n
         if comp.constraint.kind in _OWN_BOUNDS or not np.any(duals):
             continue
         label = comp.constraint.label
-        tail = program.vars.named.get(f"{label}:tail") if solved else None
-        if tail is not None and tail.dual_value is not None:
+        tail = multipliers.get(f"{label}:tail")
+        if tail is not None:
             # CVaR is piecewise linear: its price is the solver's own multipliers on the tail rows
             # (excess_s >= L_s w - t), sum_s pi_s L_s, not a finite difference across a kink
-            pi = np.asarray(tail.dual_value, dtype=float).reshape(-1) / OBJECTIVE_SCALE
+            pi = tail / OBJECTIVE_SCALE
             for i, value in enumerate(pi @ comp.rows.coefficients["losses"]):
                 if value:
                     prices[i][label] = float(value)
