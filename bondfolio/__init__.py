@@ -18,7 +18,18 @@ from bondfolio.errors import (
 )
 from bondfolio.inputs import Holdings, Opportunity, Policy, Snapshot, load_holdings, load_policy, load_snapshot
 from bondfolio.inputs.history import estimate_risk
-from bondfolio.solver import Decision, Program, allocate, stress, validate
+from bondfolio.solver import (
+    Decision,
+    Program,
+    allocate,
+    diff,
+    explain,
+    frontier,
+    load_decision,
+    replay,
+    stress,
+    validate,
+)
 
 __all__ = [
     "BondfolioError",
@@ -35,10 +46,15 @@ __all__ = [
     "UnboundedError",
     "__version__",
     "allocate",
+    "diff",
     "estimate_risk",
+    "explain",
+    "frontier",
+    "load_decision",
     "load_holdings",
     "load_policy",
     "load_snapshot",
+    "replay",
     "stress",
     "validate",
 ]
