@@ -14,7 +14,6 @@ matches the yield spread, plus the policy's own risk aversion (the decision's po
 from __future__ import annotations
 
 import io
-import math
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -124,6 +123,3 @@ def frontier(snapshot: SnapshotLike, policy: PolicyLike, holdings: HoldingsLike 
     compile_seconds = program.build_seconds
     return Frontier(frame, pol.name, own, time.perf_counter() - start, compile_seconds)
 
-
-def _finite(x: float) -> bool:
-    return math.isfinite(x)

@@ -69,6 +69,10 @@ def input_sha256(data: Any) -> str | None:
     return None if data is None else sha256_hex(canonical_json(data))
 
 
+class _Mismatch(InputError):
+    """An input that is missing from a record or does not match the sha256 it names."""
+
+
 class DecisionRecord:
     """A decision record read from JSON and verified (see :func:`load_decision`)."""
 
@@ -122,35 +126,37 @@ class DecisionRecord:
         or replayed against inputs other than its own.
         """
         given = {"snapshot": snapshot, "policy": policy, "holdings": holdings}
-        embedded: dict[str, Any] = self.data["inputs"] if self.embedded else {}
-        loaders = {"snapshot": load_snapshot, "policy": load_policy, "holdings": load_holdings}
         out: dict[str, Any] = {}
         problems = []
-        for key, loader in loaders.items():
-            expected = self.data["provenance"].get(_INPUT_HASH[key])
-            source = given[key]
-            if source is None:
-                if key not in embedded:
-                    if key == "holdings" and expected is None:
-                        out[key] = None
-                        continue
-                    problems.append(f"the {key} is not embedded (record written without inputs): pass the {key} "
-                                    f"file it was made from (sha256 {str(expected)[:16]}…)")
-                    continue
-                source = embedded[key]
-                if source is None:
-                    out[key] = None
-                    continue
-            model = loader(source)
-            actual = input_sha256(model.model_dump(mode="json", by_alias=True))
-            if actual != expected:
-                where = "embedded" if given[key] is None else "given"
-                problems.append(f"the {where} {key}'s sha256 is {str(actual)[:16]}…, but the decision was made from "
-                                f"{str(expected)[:16]}…: pass the {key} the decision was made from")
-                continue
-            out[key] = model
+        for key, source in given.items():
+            try:
+                out[key] = self.input(key, source)
+            except _Mismatch as exc:
+                problems.append(str(exc))
         InputError.collect(problems, self.label)
         return out["snapshot"], out["policy"], out["holdings"]
+
+    def input(self, key: str, source: Any = None) -> Any:
+        """One input (``snapshot``, ``policy`` or ``holdings``), embedded or given, checked against
+        the sha256 the record names (see :meth:`inputs`); ``None`` for absent holdings."""
+        expected = self.data["provenance"].get(_INPUT_HASH[key])
+        embedded: dict[str, Any] = self.data["inputs"] if self.embedded else {}
+        if source is None:
+            if key not in embedded:
+                if key == "holdings" and expected is None:
+                    return None
+                raise _Mismatch(f"the {key} is not embedded (record written without inputs): pass the {key} file it "
+                                f"was made from (sha256 {str(expected)[:16]}…)")
+            if embedded[key] is None:
+                return None
+        loader = {"snapshot": load_snapshot, "policy": load_policy, "holdings": load_holdings}[key]
+        model = loader(embedded[key] if source is None else source)
+        actual = input_sha256(model.model_dump(mode="json", by_alias=True))
+        if actual != expected:
+            where = "embedded" if source is None else "given"
+            raise _Mismatch(f"the {where} {key}'s sha256 is {str(actual)[:16]}…, but the decision was made from "
+                            f"{str(expected)[:16]}…: pass the {key} the decision was made from")
+        return model
 
     def constraint_specs(self) -> list[dict[str, Any]]:
         """The effective constraints (the policy's plus the implied ones), as recorded."""

@@ -9,10 +9,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bondfolio.errors import InputError
-from bondfolio.inputs.base import canonical_json, sha256_hex, validate_document
+from bondfolio.inputs.base import validate_document
 from bondfolio.inputs.scenarios import ScenarioSettings, build_scenarios, cvar, load_scenarios
-from bondfolio.inputs.snapshot import Snapshot, load_snapshot
+from bondfolio.inputs.snapshot import Snapshot
 from bondfolio.inputs.universe import Universe
 from bondfolio.solver.decision import Decision
 from bondfolio.solver.record import DecisionRecord, load_decision
@@ -63,17 +62,7 @@ def stress(decision: Decision | DecisionRecord | str | Path | dict[str, Any],
     """
     rec = load_decision(decision.to_dict() if isinstance(decision, Decision) else decision)
     record = rec.data
-    if snapshot is None and not rec.embedded:
-        raise InputError(f"{rec.label} does not embed its inputs: pass the snapshot it was made from (--snapshot)")
-    if snapshot is None:
-        snap = rec.inputs()[0]
-    else:
-        snap = load_snapshot(snapshot)
-        expected = record.get("provenance", {}).get("snapshot_sha256")
-        actual = sha256_hex(canonical_json(snap.model_dump(mode="json", by_alias=True)))
-        if expected != actual:
-            raise InputError(f"the snapshot's sha256 is {actual[:16]}…, but the decision was made from "
-                             f"{str(expected)[:16]}…: pass the snapshot the decision was made from")
+    snap = rec.input("snapshot", snapshot)
     if scenarios is None:
         specs = [c for c in record["provenance"]["effective_policy"]["constraints"] if c.get("kind") == "cvar"]
         settings = (validate_document(ScenarioSettings, specs[0]["scenarios"], "the decision's cvar scenarios")
