@@ -210,6 +210,18 @@ def _normal_losses(u: Universe, settings: ScenarioSettings) -> np.ndarray:
     return np.asarray(-returns * np.sqrt(settings.horizon_years))
 
 
+def tail_weights(losses: np.ndarray, probability: np.ndarray, alpha: float) -> np.ndarray:
+    """Per scenario, its weight in the worst ``1 - alpha`` of probability, divided by ``1 - alpha``
+    (the boundary scenario counted fractionally): ``CVaR = weights @ losses``."""
+    tail = 1.0 - alpha
+    order = np.argsort(-losses, kind="stable")
+    p = probability[order]
+    before = np.concatenate([[0.0], np.cumsum(p)[:-1]])
+    out = np.zeros(probability.size)
+    out[order] = np.clip(tail - before, 0.0, p) / tail
+    return out
+
+
 def cvar(losses: np.ndarray, probability: np.ndarray, alpha: float) -> tuple[float, float]:
     """``(CVaR, VaR)`` at level ``alpha`` of a discrete loss distribution, by sorting.
 
@@ -220,9 +232,7 @@ def cvar(losses: np.ndarray, probability: np.ndarray, alpha: float) -> tuple[flo
     tail = 1.0 - alpha
     order = np.argsort(-losses, kind="stable")
     p = probability[order]
-    before = np.concatenate([[0.0], np.cumsum(p)[:-1]])
-    take = np.clip(tail - before, 0.0, p)
-    value = float(take @ losses[order]) / tail
+    value = float(tail_weights(losses, probability, alpha) @ losses)
     at = min(int(np.searchsorted(np.cumsum(p), tail * (1 - 1e-12))), p.size - 1)
     var = float(losses[order][at]) if p.size else 0.0
     return value, var

@@ -35,6 +35,7 @@ import numpy as np
 from bondfolio.constraints.base import Point
 from bondfolio.constraints.cvar import CVaR
 from bondfolio.errors import BondfolioError
+from bondfolio.inputs.scenarios import tail_weights
 from bondfolio.inputs.universe import Universe
 from bondfolio.solver.decision import Decision
 from bondfolio.solver.diagnose import HARD_KINDS, format_bound, step_of
@@ -373,12 +374,7 @@ def _cvar_contributions(losses: np.ndarray, prob: np.ndarray, alpha: float, w: n
     """``w_i E[L_i | tail]`` with the tail as in :func:`~bondfolio.inputs.scenarios.cvar` (the boundary
     scenario counted fractionally); the contributions sum to the CVaR."""
     portfolio = losses @ w
-    tail = 1.0 - alpha
-    order = np.argsort(-portfolio, kind="stable")
-    p = prob[order]
-    before = np.concatenate([[0.0], np.cumsum(p)[:-1]])
-    q = np.zeros(prob.size)
-    q[order] = np.clip(tail - before, 0.0, p) / tail
+    q = tail_weights(portfolio, prob, alpha)
     contributions = w * (q @ losses)
     return contributions, float(q @ portfolio)
 
