@@ -2,7 +2,7 @@
 
 Target (issue 6): 50 points <= 5 x one solve. "One solve" is an in-process ``allocate`` of the same
 inputs (compile + solve + check + metrics), median of repeats after a warm-up; the frontier is
-``bondfolio.solver.frontier.frontier`` with 50 points (one DPP compilation, then parameter updates).
+``bondfolio.audit.frontier.frontier`` with 50 points (one DPP compilation, then parameter updates).
 
 Cases: the bundled example (with its 500-scenario CVaR limit), and books of the benchmark
 generator (factor risk, every linear constraint family, no CVaR) at n = 300 and 1,000.
@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from books import book
 
 import bondfolio
-from bondfolio.solver.frontier import frontier
+from bondfolio.audit.frontier import frontier
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "treasury"
 

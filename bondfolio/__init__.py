@@ -5,9 +5,9 @@
 >>> decision.weights  # doctest: +SKIP
 """
 
-__version__ = "0.1.0"
-
 from bondfolio import constraints as constraints  # registers every constraint kind
+from bondfolio._version import __version__
+from bondfolio.audit import diff, explain, frontier, replay, stress
 from bondfolio.errors import (
     BondfolioError,
     CheckFailedError,
@@ -18,18 +18,7 @@ from bondfolio.errors import (
 )
 from bondfolio.inputs import Holdings, Opportunity, Policy, Snapshot, load_holdings, load_policy, load_snapshot
 from bondfolio.inputs.history import estimate_risk
-from bondfolio.solver import (
-    Decision,
-    Program,
-    allocate,
-    diff,
-    explain,
-    frontier,
-    load_decision,
-    replay,
-    stress,
-    validate,
-)
+from bondfolio.solver import Decision, Program, allocate, load_decision, validate
 
 __all__ = [
     "BondfolioError",

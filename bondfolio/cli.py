@@ -243,7 +243,7 @@ def _risk_model(args: argparse.Namespace) -> int:
 
 
 def _stress(args: argparse.Namespace) -> int:
-    from bondfolio.solver.stress import stress
+    from bondfolio.audit.stress import stress
 
     report = stress(args.decision, args.snapshot, args.scenarios)
     sys.stdout.write(report.to_json() if args.format == "json" else report.table())
@@ -251,8 +251,8 @@ def _stress(args: argparse.Namespace) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
+    from bondfolio.audit.replay import replay
     from bondfolio.solver.record import dump_record
-    from bondfolio.solver.replay import replay
 
     result = replay(args.decision, args.snapshot, args.policy, args.holdings)
     if args.out and result.record is not None:
@@ -262,7 +262,7 @@ def _replay(args: argparse.Namespace) -> int:
 
 
 def _explain(args: argparse.Namespace) -> int:
-    from bondfolio.solver.explain import explain
+    from bondfolio.audit.explain import explain
 
     e = explain(args.decision, args.snapshot, args.policy, args.holdings, exact=not args.no_resolve)
     sys.stdout.write(json.dumps(e.to_dict(), indent=2) + "\n" if args.format == "json" else e.text())
@@ -270,7 +270,7 @@ def _explain(args: argparse.Namespace) -> int:
 
 
 def _diff(args: argparse.Namespace) -> int:
-    from bondfolio.solver.replay import diff
+    from bondfolio.audit.diff import diff
 
     report = diff(args.a, args.b, attribute=not args.no_attribution, max_groups=args.max_groups)
     sys.stdout.write(json.dumps(report.to_dict(), indent=2) + "\n" if args.format == "json" else report.text())
@@ -278,7 +278,7 @@ def _diff(args: argparse.Namespace) -> int:
 
 
 def _frontier(args: argparse.Namespace) -> int:
-    from bondfolio.solver.frontier import frontier
+    from bondfolio.audit.frontier import frontier
 
     f = frontier(args.snapshot, args.policy, args.holdings, points=args.points)
     text = f.to_csv()
@@ -302,7 +302,7 @@ def _frontier(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from bondfolio.solver.report import render_report
+    from bondfolio.audit.report import render_report
 
     page = render_report(args.decision, args.snapshot, args.policy, args.holdings, points=args.points,
                          exact=not args.no_resolve)

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bondfolio._version import __version__
 from bondfolio.constraints.liquidity_buffer import LiquidityBuffer, withdrawable
 from bondfolio.inputs.base import canonical_json, sha256_hex
 from bondfolio.inputs.holdings import Holdings
@@ -44,10 +45,8 @@ def versions() -> dict[str, str]:
     import cvxpy
     import scipy
 
-    import bondfolio
-
     return {
-        "bondfolio": bondfolio.__version__,
+        "bondfolio": __version__,
         "cvxpy": cvxpy.__version__,
         "clarabel": getattr(clarabel, "__version__", "unknown"),
         "numpy": np.__version__,

@@ -20,8 +20,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from bondfolio.solver.explain import Explanation, explain
-from bondfolio.solver.frontier import Frontier, frontier
+from bondfolio.audit.explain import Explanation, explain
+from bondfolio.audit.frontier import Frontier, frontier
 from bondfolio.solver.record import DecisionRecord, load_decision
 
 __all__ = ["render_report"]

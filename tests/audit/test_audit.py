@@ -13,13 +13,14 @@ import numpy as np
 import pytest
 
 import bondfolio
+from bondfolio.audit.diff import diff
+from bondfolio.audit.explain import explain
+from bondfolio.audit.frontier import frontier
+from bondfolio.audit.replay import replay
 from bondfolio.errors import InfeasibleError, InputError
 from bondfolio.inputs.scenarios import cvar
 from bondfolio.solver.diagnose import Diagnosis
-from bondfolio.solver.explain import explain
-from bondfolio.solver.frontier import frontier
 from bondfolio.solver.record import HASH_KEY, load_decision, record_sha256, seal
-from bondfolio.solver.replay import diff, replay
 from tests.conftest import EXAMPLE, ROOT, opportunity, policy, snapshot
 
 #: Weights: the independent check's tolerance (solvers stop at a 1e-9 gap).
@@ -164,7 +165,7 @@ def test_explain_example_satisfies_optimality_and_contributions_add_up(example_r
 
 
 def test_cvar_contributions_by_hand() -> None:
-    from bondfolio.solver.explain import _cvar_contributions
+    from bondfolio.audit.explain import _cvar_contributions
 
     losses = np.array([[0.1, 0.0], [0.0, 0.2], [0.05, 0.05], [0.0, 0.0]])
     prob = np.array([0.1, 0.1, 0.3, 0.5])
