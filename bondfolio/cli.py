@@ -111,6 +111,8 @@ def _parser() -> argparse.ArgumentParser:
                          "its sha256 is checked)")
     st.add_argument("--scenarios", type=Path, metavar="FILE",
                     help="scenario settings TOML/JSON (default: the decision's cvar scenarios, else defaults)")
+    st.add_argument("--constraint", metavar="LABEL",
+                    help="the cvar constraint whose scenarios to use, when the decision's policy has several")
     st.add_argument("--format", choices=("table", "json"), default="table")
 
     def record_inputs(cmd: argparse.ArgumentParser) -> None:
@@ -245,18 +247,17 @@ def _risk_model(args: argparse.Namespace) -> int:
 def _stress(args: argparse.Namespace) -> int:
     from bondfolio.audit.stress import stress
 
-    report = stress(args.decision, args.snapshot, args.scenarios)
+    report = stress(args.decision, args.snapshot, args.scenarios, args.constraint)
     sys.stdout.write(report.to_json() if args.format == "json" else report.table())
     return 0
 
 
 def _replay(args: argparse.Namespace) -> int:
     from bondfolio.audit.replay import replay
-    from bondfolio.solver.record import dump_record
 
     result = replay(args.decision, args.snapshot, args.policy, args.holdings)
-    if args.out and result.record is not None:
-        write_atomic(args.out, dump_record(result.record))
+    if args.out and result.ok and result.record is not None:  # output only on success
+        write_atomic(args.out, result.record.to_json())
     sys.stdout.write(json.dumps(result.to_dict(), indent=2) + "\n" if args.format == "json" else result.text())
     return 0 if result.ok else REPLAY_DIFFERS
 

@@ -1,50 +1,12 @@
-"""Shared fixtures: paths of the bundled example and builders of small, hand-checkable books."""
+"""Shared fixtures (the builders themselves live in tests/factories.py)."""
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-EXAMPLE = ROOT / "examples" / "treasury"
-
-AS_OF = "2026-11-20T00:00:00Z"
-
-
-def opportunity(oid: str, apy: float, **extra: Any) -> dict[str, Any]:
-    """A floating stablecoin deposit with sensible defaults; ``extra`` overrides any field."""
-    base = {"id": oid, "protocol": "proto", "chain": "ethereum", "asset": "USDC", "kind": "floating",
-            "apy": apy, "duration": 0.0, "risk_score": 0.1, "tier": "core"}
-    base.update(extra)
-    return base
-
-
-def snapshot(opps: Sequence[dict[str, Any]], cov: np.ndarray | None = None,
-             factors: dict[str, Any] | None = None) -> dict[str, Any]:
-    """A snapshot mapping; diagonal 1e-4 covariance unless ``cov`` or ``factors`` is given."""
-    n = len(opps)
-    risk: dict[str, Any]
-    if factors is not None:
-        risk = {"factors": factors}
-    else:
-        risk = {"covariance": (np.eye(n) * 1e-4 if cov is None else np.asarray(cov)).tolist()}
-    return {"schema": "bondfolio.snapshot/1", "as_of": {"timestamp": AS_OF}, "base_currency": "USD",
-            "opportunities": list(copy.deepcopy(opps)), "risk": risk}
-
-
-def policy(*constraints: dict[str, Any], nav: float | None = 1_000_000.0, gamma: float = 0.0,
-           **extra: Any) -> dict[str, Any]:
-    """A policy mapping with the given constraint tables."""
-    out: dict[str, Any] = {"name": "test", "objective": {"risk_aversion": gamma}, "constraints": list(constraints)}
-    if nav is not None:
-        out["nav"] = nav
-    out.update(extra)
-    return out
+from tests.factories import EXAMPLE
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bondfolio.cli import main
-from tests.conftest import EXAMPLE, opportunity, policy, snapshot
+from tests.factories import EXAMPLE, opportunity, policy, snapshot
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:

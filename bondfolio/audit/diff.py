@@ -81,9 +81,9 @@ def diff(a: DecisionRecord | str | Path | Mapping[str, Any], b: DecisionRecord |
     allocation = [{"id": i, "old_weight": float(old[i]), "new_weight": float(new[i]),
                    "old_amount": float(old[i]) * nav_a, "new_amount": float(new[i]) * nav_b}
                   for k, i in sorted(enumerate(ids), key=lambda t: -moved[t[0]]) if moved[k] > 1e-9]
-    metrics = {k: [v, rb.data["metrics"].get(k)] for k, v in ra.data["metrics"].items()
-               if is_number(v) and is_number(rb.data["metrics"].get(k))
-               and abs(float(v) - float(rb.data["metrics"][k])) > 1e-12}
+    ma, mb = ra.metrics.model_dump(), rb.metrics.model_dump()
+    metrics = {k: [v, mb[k]] for k, v in ma.items()
+               if is_number(v) and is_number(mb[k]) and abs(float(v) - float(mb[k])) > 1e-12}
     groups = _input_groups(ra, rb)
     changes = [{"input": g.input, "item": g.item, "changes": g.changes} for g in groups if g.changes]
     attribution: list[dict[str, Any]] = []
@@ -105,11 +105,13 @@ class _Group:
 
 
 def _input_groups(ra: DecisionRecord, rb: DecisionRecord) -> list[_Group]:
-    if not (ra.embedded and rb.embedded):
-        pa, pb = ra.data["provenance"], rb.data["provenance"]
-        return [_Group("inputs", key, {"sha256": [pa.get(f"{key}_sha256"), pb.get(f"{key}_sha256")]}, lambda d: None)
-                for key in ("snapshot", "policy", "holdings") if pa.get(f"{key}_sha256") != pb.get(f"{key}_sha256")]
-    ia, ib = ra.data["inputs"], rb.data["inputs"]
+    if ra.inputs is None or rb.inputs is None:
+        pa, pb = ra.provenance, rb.provenance
+        return [_Group("inputs", key, {"sha256": [getattr(pa, f"{key}_sha256"), getattr(pb, f"{key}_sha256")]},
+                       lambda d: None)
+                for key in ("snapshot", "policy", "holdings")
+                if getattr(pa, f"{key}_sha256") != getattr(pb, f"{key}_sha256")]
+    ia, ib = ra.inputs.model_dump(), rb.inputs.model_dump()
     groups: list[_Group] = []
     sa, sb = ia["snapshot"], ib["snapshot"]
     oa = {o["id"]: o for o in sa["opportunities"]}
@@ -142,12 +144,16 @@ def _input_groups(ra: DecisionRecord, rb: DecisionRecord) -> list[_Group]:
         if pa.get(key) != pb.get(key):
             groups.append(_Group("policy", key, field_changes(pa.get(key), pb.get(key)),
                                  _setter(("policy", key), pb.get(key))))
-    ca = {_label(c): c for c in pa.get("constraints", [])}
-    cb = {_label(c): c for c in pb.get("constraints", [])}
-    for label in [*ca, *(k for k in cb if k not in ca)]:
-        if ca.get(label) != cb.get(label):
-            groups.append(_Group("policy", f"constraint '{label}'", field_changes(ca.get(label), cb.get(label)),
-                                 _constraint_setter(label, cb.get(label))))
+    for old, new in _pair_constraints(ra, rb):
+        spec_a = None if old is None else pa["constraints"][old[0]]
+        spec_b = None if new is None else pb["constraints"][new[0]]
+        if spec_a != spec_b:
+            if old is None or new is None:
+                name = (old or new or (0, ""))[1]
+            else:
+                name = old[1] if old[1] == new[1] else f"{old[1]}' -> '{new[1]}"
+            groups.append(_Group("policy", f"constraint '{name}'", field_changes(spec_a, spec_b),
+                                 _constraint_setter(None if old is None else old[0], spec_b)))
     ha, hb = ia["holdings"], ib["holdings"]
     if ha != hb:
         groups.append(_Group("holdings", "holdings", field_changes(ha, hb), _setter(("holdings",), hb)))
@@ -155,14 +161,13 @@ def _input_groups(ra: DecisionRecord, rb: DecisionRecord) -> list[_Group]:
 
 
 def _attribute(ra: DecisionRecord, groups: list[_Group], base: Any, ids: list[str]) -> list[dict[str, Any]]:
-    import copy
-
     from bondfolio.solver.api import allocate
 
     out: list[dict[str, Any]] = []
-    base_apy = float(ra.data["metrics"]["expected_apy"])
+    base_apy = ra.metrics.expected_apy
+    assert ra.inputs is not None
     for g in groups:
-        inputs = copy.deepcopy(ra.data["inputs"])
+        inputs = ra.inputs.model_dump()
         try:
             g.apply(inputs)
             d = allocate(inputs["snapshot"], inputs["policy"], inputs["holdings"])
@@ -185,19 +190,50 @@ def _setter(path: tuple[Any, ...], value: Any) -> Callable[[dict[str, Any]], Non
     return apply
 
 
-def _constraint_setter(label: str, spec: dict[str, Any] | None) -> Callable[[dict[str, Any]], None]:
+def _pair_constraints(ra: DecisionRecord, rb: DecisionRecord
+                      ) -> list[tuple[tuple[int, str] | None, tuple[int, str] | None]]:
+    """A's and B's policy constraints paired by the label the policy gives them
+    (:attr:`~bondfolio.inputs.policy.ConstraintSpec.label`); the ones left unpaired are paired by kind
+    in policy order (a constraint whose parameters changed, and so its label), the rest are added or
+    removed. Items are ``(index in the policy, label)``."""
+    la = [c.label for c in ra.input("policy").constraints]
+    lb = [c.label for c in rb.input("policy").constraints]
+    kinds_a = [c.kind for c in ra.input("policy").constraints]
+    kinds_b = [c.kind for c in rb.input("policy").constraints]
+    pairs: list[tuple[tuple[int, str] | None, tuple[int, str] | None]] = []
+    left_b = [j for j in range(len(lb)) if lb[j] not in la]
+    unpaired_a = []
+    for i, label in enumerate(la):
+        if label in lb:
+            j = lb.index(label)
+            pairs.append(((i, label), (j, label)))
+        else:
+            unpaired_a.append(i)
+    for i in unpaired_a:
+        match = next((j for j in left_b if kinds_b[j] == kinds_a[i]), None)
+        if match is None:
+            pairs.append(((i, la[i]), None))
+        else:
+            left_b.remove(match)
+            pairs.append(((i, la[i]), (match, lb[match])))
+    pairs += [(None, (j, lb[j])) for j in left_b]
+    return pairs
+
+
+def _constraint_setter(index: int | None, spec: dict[str, Any] | None) -> Callable[[dict[str, Any]], None]:
+    """Puts B's version of a constraint in place of A's constraint ``index`` (appended when A has
+    none; removed when B has none)."""
     def apply(d: dict[str, Any]) -> None:
-        cons = d["policy"].setdefault("constraints", [])
-        kept = [c for c in cons if _label(c) != label]
-        if spec is not None:
-            at = next((i for i, c in enumerate(cons) if _label(c) == label), len(kept))
-            kept.insert(at, spec)
-        d["policy"]["constraints"] = kept
+        cons = list(d["policy"].get("constraints", []))
+        if index is None:
+            if spec is not None:
+                cons.append(spec)
+        elif spec is None:
+            del cons[index]
+        else:
+            cons[index] = spec
+        d["policy"]["constraints"] = cons
 
     return apply
-
-
-def _label(spec: Mapping[str, Any]) -> str:
-    return str(spec.get("name") or spec.get("kind"))
 
 

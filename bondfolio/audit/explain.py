@@ -114,16 +114,16 @@ def explain(decision: DecisionRecord | Decision | str | Path | Mapping[str, Any]
     ``exact`` re-solves the ``max_exact`` binding rows with the largest duals, each relaxed by one
     step, on one compiled program (parameters updated, no recompilation).
     """
-    record = load_decision(decision.to_dict() if isinstance(decision, Decision) else decision)
-    snap, pol, hold = record.inputs(snapshot, policy, holdings)
+    record = decision.record if isinstance(decision, Decision) else load_decision(decision)
+    snap, pol, hold = record.inputs_for(snapshot, policy, holdings)
     u = Universe.build(snap, hold, pol.nav)
     program = Program(u, pol)
     w = record.weight_vector(u.ids)
-    metrics = record.data["metrics"]
-    point = Point(w, record.cash, float(metrics.get("margin_posted", 0.0)))
+    metrics = record.metrics
+    point = Point(w, record.cash_weight, metrics.margin_posted)
     notes: list[str] = []
-    rows = record.data["constraints"]
-    nav_value = next((r["dual"] for r in rows if r["kind"] == "budget" and r["row"] == "invested"), None)
+    rows = [r.model_dump() for r in record.constraints]
+    nav_value = next((r.dual for r in record.constraints if r.kind == "budget" and r.row == "invested"), None)
     base: Solution | None = None
     if exact:
         try:
@@ -136,14 +136,14 @@ def explain(decision: DecisionRecord | Decision | str | Path | Mapping[str, Any]
     binding = _binding(record, program, snap, pol, hold, base, max_exact, notes)
     positions = _positions(program, point, rows, notes, multipliers)
     risk = risk_contributions(program, point)
-    return Explanation(pol.name, float(metrics["objective"]), float(metrics["expected_apy"]), binding, positions,
+    return Explanation(pol.name, metrics.objective, metrics.expected_apy, binding, positions,
                        risk, nav_value, notes)
 
 
 def _binding(record: DecisionRecord, program: Program, snap: Any, pol: Any, hold: Any, base: Solution | None,
              max_exact: int, notes: list[str]) -> list[dict[str, Any]]:
-    rows = [r for r in record.data["constraints"] if r["binding"] and r["kind"] not in HARD_KINDS]
-    at_zero = sum(1 for r in record.data["constraints"] if r["binding"] and r["kind"] == "long_only")
+    rows = [r.model_dump() for r in record.constraints if r.binding and r.kind not in HARD_KINDS]
+    at_zero = sum(1 for r in record.constraints if r.binding and r.kind == "long_only")
     if at_zero:
         notes.append(f"{at_zero} positions sit at zero (long-only); see 'not held'")
     where = {}

@@ -19,7 +19,7 @@ from typing import Any
 
 from bondfolio.audit._values import is_number, short
 from bondfolio.errors import BondfolioError
-from bondfolio.solver.record import HASH_KEY, DecisionRecord, hashed_part, load_decision
+from bondfolio.solver.record import DecisionRecord, hashed_part, load_decision
 
 __all__ = ["REPLAY_TOLERANCE", "Difference", "ReplayResult", "compare_records", "replay"]
 
@@ -106,7 +106,7 @@ class ReplayResult:
     differences: list[Difference] = field(default_factory=list)
     error: str | None = None
     """Why the re-solve failed, when it did (the verdict is then ``different``)."""
-    record: dict[str, Any] | None = None
+    record: DecisionRecord | None = None
     """The new record."""
 
     @property
@@ -149,16 +149,16 @@ def replay(decision: DecisionRecord | str | Path | Mapping[str, Any], snapshot: 
     from bondfolio.solver.api import allocate
 
     record = load_decision(decision)
-    snap, pol, hold = record.inputs(snapshot, policy, holdings)
+    snap, pol, hold = record.inputs_for(snapshot, policy, holdings)
     try:
-        new = allocate(snap, pol, hold, embed_inputs=record.embedded).to_dict()
+        new = allocate(snap, pol, hold, embed_inputs=record.embedded).record
     except BondfolioError as exc:
         return ReplayResult("different", record.sha256, None, error=f"{type(exc).__name__}: {exc}")
-    if new[HASH_KEY] == record.sha256:
-        return ReplayResult("identical", record.sha256, new[HASH_KEY], record=new)
-    differences = compare_records(record.data, new)
+    if new.sha256 == record.sha256:
+        return ReplayResult("identical", record.sha256, new.sha256, record=new)
+    differences = compare_records(record.to_dict(), new.to_dict())
     verdict = "equivalent" if all(d.informational for d in differences) else "different"
-    return ReplayResult(verdict, record.sha256, new[HASH_KEY], differences, record=new)
+    return ReplayResult(verdict, record.sha256, new.sha256, differences, record=new)
 
 
 def _row_name(x: Any, i: int) -> str:

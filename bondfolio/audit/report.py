@@ -22,7 +22,7 @@ from typing import Any
 
 from bondfolio.audit.explain import Explanation, explain
 from bondfolio.audit.frontier import Frontier, frontier
-from bondfolio.solver.record import DecisionRecord, load_decision
+from bondfolio.solver.record import AllocationRow, DecisionRecord, load_decision
 
 __all__ = ["render_report"]
 
@@ -44,57 +44,56 @@ def render_report(decision: DecisionRecord | str | Path | Mapping[str, Any], sna
                   policy: Any = None, holdings: Any = None, points: int = REPORT_POINTS, exact: bool = True) -> str:
     """The HTML text of the report of a decision record (verified on load)."""
     record = load_decision(decision)
-    snap, pol, hold = record.inputs(snapshot, policy, holdings)
+    snap, pol, hold = record.inputs_for(snapshot, policy, holdings)
     ex = explain(record, snap, pol, hold, exact=exact)
     front = frontier(snap, pol, hold, points=points) if points >= 3 else None
     return _html(record, ex, front)
 
 
 def _html(record: DecisionRecord, ex: Explanation, front: Frontier | None) -> str:
-    d = record.data
-    m = d["metrics"]
-    check = d["check"]
-    nav = float(m["nav"])
-    ccy = html.escape(str(d["base_currency"]))
+    m = record.metrics
+    check = record.check
+    nav = m.nav
+    ccy = html.escape(record.base_currency)
     parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>bondfolio decision: "
              f"{html.escape(record.policy_name)}</title><style>{_CSS}</style></head><body>",
              f"<h1>Decision: policy '{html.escape(record.policy_name)}'</h1>",
-             f"<p class='muted'>as of {html.escape(str(d['as_of']))} · "
+             f"<p class='muted'>as of {html.escape(record.as_of)} · "
              f"NAV {_num(nav, format(nav, ',.0f'), 'nav')} {ccy} · "
              f"record sha256 <code id='record-sha256'>{html.escape(record.sha256)}</code></p>"]
     cvar = ex.risk["cvar"]
-    kpis = [("expected APY", "expected-apy", m["expected_apy"], _pct(m["expected_apy"], 3)),
-            ("volatility", "volatility", m["volatility"], _pct(m["volatility"], 3)),
-            ("duration", "duration", m["duration"], f"{m['duration']:.3f} y"),
-            ("expected failure loss", "failure-loss", m["expected_failure_loss"], _pct(m["expected_failure_loss"], 3)),
-            ("turnover", "turnover", m["turnover"], _pct(m["turnover"], 2))]
+    kpis = [("expected APY", "expected-apy", m.expected_apy, _pct(m.expected_apy, 3)),
+            ("volatility", "volatility", m.volatility, _pct(m.volatility, 3)),
+            ("duration", "duration", m.duration, f"{m.duration:.3f} y"),
+            ("expected failure loss", "failure-loss", m.expected_failure_loss, _pct(m.expected_failure_loss, 3)),
+            ("turnover", "turnover", m.turnover, _pct(m.turnover, 2))]
     kpis += [(f"CVaR {c['alpha']:g}", f"cvar-{c['alpha']:g}", c["value"], _pct(c["value"], 3)) for c in cvar]
     parts.append("<div>" + "".join(f"<span class='kpi'>{label}<b>{_num(v, text, key)}</b></span>"
                                    for label, key, v, text in kpis) + "</div>")
-    passed = bool(check["passed"])
+    passed = check.passed
     parts.append(f"<p id='check' data-passed='{str(passed).lower()}' class='{'ok' if passed else 'bad'}'>"
-                 f"Independent check: {'passed' if passed else 'FAILED'}: {check['rows_checked']} constraint rows, "
+                 f"Independent check: {'passed' if passed else 'FAILED'}: {check.rows_checked} constraint rows, "
                  "largest violation "
-                 f"{_num(check['max_violation'], format(check['max_violation'], '.2e'), 'max-violation')} "
-                 f"(tolerance {check['tolerance']:g}); solver {html.escape(d['solver']['name'])} "
-                 f"{html.escape(d['solver']['status'])}</p>")
+                 f"{_num(check.max_violation, format(check.max_violation, '.2e'), 'max-violation')} "
+                 f"(tolerance {check.tolerance:g}); solver {html.escape(record.solver.name)} "
+                 f"{html.escape(record.solver.status)}</p>")
 
     # allocation
-    held = [a for a in d["allocation"] if abs(a["weight"]) > 5e-5 or abs(a["current_weight"]) > 5e-5]
-    held.sort(key=lambda a: -abs(a["weight"]))
+    held = [a for a in record.allocation if abs(a.weight) > 5e-5 or abs(a.current_weight) > 5e-5]
+    held.sort(key=lambda a: -abs(a.weight))
     parts.append("<h2>Allocation</h2>" + _img(_allocation_png(held), "target and current weight by position"))
     rows = "".join(
-        f"<tr data-id='{html.escape(a['id'])}'><td>{html.escape(a['id'])}</td><td>{html.escape(a['protocol'])}</td>"
-        f"<td class='n'>{_num(a['weight'], _pct(a['weight'], 2), 'weight')}</td>"
-        f"<td class='n'>{_num(a['amount'], _amount(a['amount'], ',.0f'), 'amount')}</td>"
-        f"<td class='n'>{_num(a['current_weight'], _pct(a['current_weight'], 2), 'current-weight')}</td>"
-        f"<td class='n'>{_num(a['trade_amount'], _amount(a['trade_amount'], '+,.0f'), 'trade')}</td>"
-        f"<td class='n'>{_pct(a['apy'], 2)}</td><td class='n'>{a['duration']:.2f}</td></tr>" for a in held)
-    cash = d["cash"]
+        f"<tr data-id='{html.escape(a.id)}'><td>{html.escape(a.id)}</td><td>{html.escape(a.protocol)}</td>"
+        f"<td class='n'>{_num(a.weight, _pct(a.weight, 2), 'weight')}</td>"
+        f"<td class='n'>{_num(a.amount, _amount(a.amount, ',.0f'), 'amount')}</td>"
+        f"<td class='n'>{_num(a.current_weight, _pct(a.current_weight, 2), 'current-weight')}</td>"
+        f"<td class='n'>{_num(a.trade_amount, _amount(a.trade_amount, '+,.0f'), 'trade')}</td>"
+        f"<td class='n'>{_pct(a.apy, 2)}</td><td class='n'>{a.duration:.2f}</td></tr>" for a in held)
+    cash = record.cash
     rows += (f"<tr data-id='cash'><td>cash</td><td></td>"
-             f"<td class='n'>{_num(cash['weight'], _pct(cash['weight'], 2), 'weight')}</td>"
-             f"<td class='n'>{_amount(cash['amount'], ',.0f')}</td><td class='n'>{_pct(cash['current_weight'], 2)}</td>"
-             f"<td class='n'>{cash['amount'] - cash['current_amount']:+,.0f}</td><td></td><td></td></tr>")
+             f"<td class='n'>{_num(cash.weight, _pct(cash.weight, 2), 'weight')}</td>"
+             f"<td class='n'>{_amount(cash.amount, ',.0f')}</td><td class='n'>{_pct(cash.current_weight, 2)}</td>"
+             f"<td class='n'>{cash.amount - cash.current_amount:+,.0f}</td><td></td><td></td></tr>")
     parts.append(f"<table id='allocation'><tr><th>position</th><th>protocol</th><th>weight</th><th>amount ({ccy})</th>"
                  f"<th>current</th><th>trade ({ccy})</th><th>APY</th><th>duration</th></tr>{rows}</table>")
 
@@ -122,12 +121,12 @@ def _html(record: DecisionRecord, ex: Explanation, front: Frontier | None) -> st
         parts.append(f"<ul id='binding'>{items}</ul>")
     else:
         parts.append("<p id='binding'>None: every constraint has slack.</p>")
-    parts.append(f"<h2>Check</h2><p>{check['rows_checked']} rows checked with numpy against their bounds; "
-                 f"{len(check['violations'])} violations beyond {check['tolerance']:g}.</p>")
-    prov = d["provenance"]
-    versions = ", ".join(f"{k} {html.escape(str(v))}" for k, v in prov["versions"].items())
+    parts.append(f"<h2>Check</h2><p>{check.rows_checked} rows checked with numpy against their bounds; "
+                 f"{len(check.violations)} violations beyond {check.tolerance:g}.</p>")
+    prov = record.provenance
+    versions = ", ".join(f"{k} {html.escape(str(v))}" for k, v in prov.versions.items())
     parts.append("<h2>Provenance</h2><table id='provenance'>"
-                 + "".join(f"<tr><th>{k}</th><td><code>{html.escape(str(prov.get(k)))}</code></td></tr>"
+                 + "".join(f"<tr><th>{k}</th><td><code>{html.escape(str(getattr(prov, k)))}</code></td></tr>"
                            for k in ("inputs_sha256", "snapshot_sha256", "policy_sha256", "holdings_sha256"))
                  + f"<tr><th>versions</th><td>{versions}</td></tr></table>"
                  + "<p class='muted'>Replay with <code>bondfolio replay DECISION.json</code>.</p></body></html>\n")
@@ -175,14 +174,14 @@ def _pyplot() -> Any:
     return plt
 
 
-def _allocation_png(held: list[dict[str, Any]]) -> bytes:
+def _allocation_png(held: list[AllocationRow]) -> bytes:
     plt = _pyplot()
     shown = held[:30]
     fig, ax = plt.subplots(figsize=(7.5, 0.28 * len(shown) + 1.2), dpi=110)
     y = range(len(shown))
-    ax.barh([i + 0.2 for i in y], [a["weight"] * 100 for a in shown], 0.4, label="target", color="#2b6cb0")
-    ax.barh([i - 0.2 for i in y], [a["current_weight"] * 100 for a in shown], 0.4, label="current", color="#a0aec0")
-    ax.set_yticks(list(y), [a["id"] for a in shown], fontsize=7)
+    ax.barh([i + 0.2 for i in y], [a.weight * 100 for a in shown], 0.4, label="target", color="#2b6cb0")
+    ax.barh([i - 0.2 for i in y], [a.current_weight * 100 for a in shown], 0.4, label="current", color="#a0aec0")
+    ax.set_yticks(list(y), [a.id for a in shown], fontsize=7)
     ax.invert_yaxis()
     ax.set_xlabel("% of NAV")
     ax.legend(fontsize=8, loc="lower right")

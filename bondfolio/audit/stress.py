@@ -6,10 +6,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from bondfolio.inputs.base import validate_document
+from bondfolio.constraints.cvar import CVaR
+from bondfolio.errors import InputError
+from bondfolio.inputs.base import canonical_json, validate_document
 from bondfolio.inputs.scenarios import ScenarioSettings, build_scenarios, cvar, load_scenarios
 from bondfolio.inputs.snapshot import Snapshot
 from bondfolio.inputs.universe import Universe
@@ -50,28 +51,46 @@ class StressReport:
         return "\n".join(lines) + "\n"
 
 
+def _record_scenarios(rec: DecisionRecord, constraint: str | None) -> ScenarioSettings:
+    """The scenarios of the record's ``cvar`` constraint named ``constraint`` (or its only one)."""
+    found = [validate_document(CVaR, c, f"{rec.label}: cvar constraint")
+             for c in rec.constraint_specs() if c.get("kind") == "cvar"]
+    if constraint is not None:
+        chosen = [c for c in found if c.label == constraint]
+        if not chosen:
+            raise InputError(f"{rec.label} has no cvar constraint '{constraint}' (its cvar constraints: "
+                             f"{[c.label for c in found]}): pass one of those labels")
+        return chosen[0].scenarios
+    distinct = {canonical_json(c.scenarios.model_dump(mode="json")) for c in found}
+    if len(distinct) > 1:
+        raise InputError(f"{rec.label} has {len(found)} cvar constraints with different scenarios "
+                         f"({[c.label for c in found]}): choose one with --constraint LABEL (constraint=...) or "
+                         "pass --scenarios FILE")
+    return found[0].scenarios if found else ScenarioSettings()
+
+
 def stress(decision: Decision | DecisionRecord | str | Path | dict[str, Any],
            snapshot: Snapshot | str | Path | dict[str, Any] | None = None,
-           scenarios: ScenarioSettings | str | Path | dict[str, Any] | None = None) -> StressReport:
+           scenarios: ScenarioSettings | str | Path | dict[str, Any] | None = None,
+           constraint: str | None = None) -> StressReport:
     """Losses of a decision's allocation under a scenario set.
 
     ``decision`` is a :class:`Decision` or its record (file, text or mapping; verified on load).
     ``snapshot`` defaults to the one embedded in the record; one given must be the one the decision
-    was made from (its sha256 is checked). ``scenarios`` default to the decision's ``cvar``
-    constraint's, else to :class:`ScenarioSettings` defaults.
+    was made from (its sha256 is checked). ``scenarios`` default to the scenarios of the decision's
+    ``cvar`` constraint (the one labelled ``constraint`` when the policy has several with different
+    scenarios: never silently the first), else to :class:`ScenarioSettings` defaults.
     """
-    rec = load_decision(decision.to_dict() if isinstance(decision, Decision) else decision)
-    record = rec.data
+    rec = decision.record if isinstance(decision, Decision) else load_decision(decision)
     snap = rec.input("snapshot", snapshot)
-    if scenarios is None:
-        specs = [c for c in record["provenance"]["effective_policy"]["constraints"] if c.get("kind") == "cvar"]
-        settings = (validate_document(ScenarioSettings, specs[0]["scenarios"], "the decision's cvar scenarios")
-                    if specs else ScenarioSettings())
-    else:
+    if scenarios is not None:
+        if constraint is not None:
+            raise InputError("give either scenarios or constraint, not both")
         settings = load_scenarios(scenarios)
-    weights = {a["id"]: a["weight"] for a in record["allocation"]}
-    u = Universe.build(snap, None, float(record["metrics"]["nav"]))
-    w = np.array([weights[i] for i in u.ids])
+    else:
+        settings = _record_scenarios(rec, constraint)
+    u = Universe.build(snap, None, rec.nav)
+    w = rec.weight_vector(u.ids)
     s = build_scenarios(u, settings)
     losses = s.portfolio_losses(w)
     frame = pd.DataFrame({"kind": s.kinds, "probability": s.probability, "loss": losses,

@@ -24,30 +24,24 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 from pydantic import Field, field_validator
 
 from bondfolio.errors import InputError
 from bondfolio.inputs.base import StrictModel
+from bondfolio.inputs.groups import ATTRIBUTES, attribute_values, members
 
-if TYPE_CHECKING:
-    from bondfolio.inputs.snapshot import Opportunity
-    from bondfolio.inputs.universe import Universe
-
-__all__ = ["FailureEvents", "FailureModel", "FailureSource", "ScoreRule", "failure_events", "group_members",
-           "source_problems"]
-
-#: Group keys a failure source may use besides tag keys.
-SOURCE_KEYS: tuple[str, ...] = ("protocol", "chain", "asset", "market", "id")
+__all__ = ["FailureEvents", "FailureModel", "FailureSource", "ScoreRule", "failure_events", "source_problems"]
 
 class FailureSource(StrictModel):
     """One thing that can fail, and every deposit that fails with it."""
 
     group: str = Field(pattern=r"^[A-Za-z0-9_-]+:.+$")
-    """``key:value``: ``protocol:``, ``chain:``, ``asset:``, ``market:``, ``id:`` or a tag key
-    (``oracle:chainlink``, ``bridge:wormhole``, ``collateral:wsteth``, ``issuer:circle``)."""
+    """A ``key:value`` group of :mod:`bondfolio.inputs.groups`: an attribute (``protocol:``, ``chain:``,
+    ``asset:``, ``kind:``, ``tier:``, ``market:``, ``id:``) or a tag key (``oracle:chainlink``,
+    ``bridge:wormhole``, ``collateral:wsteth``, ``issuer:circle``)."""
     probability: float = Field(ge=0.0, le=1.0)
     """Annual probability that it fails."""
     loss_given_failure: float = Field(ge=0.0, le=1.0)
@@ -109,42 +103,28 @@ class FailureEvents:
         return np.asarray(out)
 
 
-def group_members(opportunities: Sequence[Opportunity], group: str) -> np.ndarray | None:
-    """Boolean mask of the deposits (not hedges) in ``key:value`` group ``group``; ``None`` if no
-    opportunity has the key (neither an attribute of :data:`SOURCE_KEYS` nor a tag key)."""
-    key, _, value = group.partition(":")
-    if key in SOURCE_KEYS:
-        values = [o.market_id if key == "market" else getattr(o, key) for o in opportunities]
-        mask = np.array([v == value for v in values], dtype=bool)
-    else:
-        prefix = key + ":"
-        if not any(t.startswith(prefix) for o in opportunities for t in o.tags):
-            return None
-        mask = np.array([group in o.tags for o in opportunities], dtype=bool)
-    return mask & np.array([o.kind.value != "hedge" for o in opportunities], dtype=bool)
-
-
-def source_problems(opportunities: Sequence[Opportunity], model: FailureModel) -> list[str]:
+def source_problems(opportunities: Sequence[Any], model: FailureModel) -> list[str]:
     """Each explicit source whose group key is unknown or which matches no deposit."""
     problems = []
     for s in model.sources:
-        mask = group_members(opportunities, s.group)
+        mask = members(opportunities, s.group)
         if mask is None:
             problems.append(f"failure source '{s.group}': '{s.group.split(':', 1)[0]}' is neither one of "
-                            f"{list(SOURCE_KEYS)} nor a tag key of any opportunity: fix the group")
+                            f"{list(ATTRIBUTES)} nor a tag key of any opportunity: fix the group")
         elif not mask.any():
             problems.append(f"failure source '{s.group}' matches no deposit of the snapshot: fix the group or drop it")
     return problems
 
 
-def failure_events(u: Universe, model: FailureModel) -> FailureEvents:
-    """Resolve ``model`` on ``u``: explicit sources first, then one rule source per protocol left."""
+def failure_events(opportunities: Sequence[Any], model: FailureModel) -> FailureEvents:
+    """Resolve ``model`` on the opportunities: explicit sources first, then one rule source per
+    protocol left."""
     names: list[str] = []
     prob, lgd, rows, origin = [], [], [], []
-    opps = u.snapshot.opportunities
+    opps = opportunities
     InputError.collect(source_problems(opps, model), "snapshot failure model")
     for s in model.sources:
-        mask = group_members(opps, s.group)
+        mask = members(opps, s.group)
         assert mask is not None
         names.append(s.group)
         prob.append(s.probability)
@@ -152,11 +132,12 @@ def failure_events(u: Universe, model: FailureModel) -> FailureEvents:
         rows.append(mask)
         origin.append("explicit")
     if model.rule is not None:
-        scores = u.numeric("risk_score")
-        protocols = u.attribute("protocol")
+        scores = np.array([o.risk_score for o in opps], dtype=float)
+        protocols = attribute_values(opps, "protocol")
         for protocol in sorted(set(protocols)):
             group = f"protocol:{protocol}"
-            mask = np.array([p == protocol for p in protocols]) & ~u.hedge
+            mask = members(opps, group)
+            assert mask is not None
             if group in names or not mask.any():
                 continue
             names.append(group)
@@ -164,5 +145,5 @@ def failure_events(u: Universe, model: FailureModel) -> FailureEvents:
             lgd.append(model.rule.loss_given_failure)
             rows.append(mask)
             origin.append("rule")
-    members = np.array(rows, dtype=bool).reshape(len(rows), u.n)
-    return FailureEvents(names, np.array(prob, dtype=float), np.array(lgd, dtype=float), members, origin)
+    matrix = np.array(rows, dtype=bool).reshape(len(rows), len(opps))
+    return FailureEvents(names, np.array(prob, dtype=float), np.array(lgd, dtype=float), matrix, origin)

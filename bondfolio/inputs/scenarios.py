@@ -28,11 +28,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from bondfolio.errors import InputError
 from bondfolio.inputs.base import StrictModel, read_source, validate_document
-from bondfolio.inputs.failure import SOURCE_KEYS, group_members
+from bondfolio.inputs.groups import ATTRIBUTES
+from bondfolio.inputs.snapshot import Kind
 from bondfolio.inputs.universe import Universe
 
 __all__ = ["CustomScenario", "Depeg", "Freeze", "ScenarioSet", "ScenarioSettings", "build_scenarios", "cvar",
@@ -54,8 +55,9 @@ class Freeze(StrictModel):
 
     haircut: float = Field(default=0.02, gt=0.0, le=1.0)
     """Discount at which a frozen position can be sold, fraction of its value."""
-    kinds: tuple[str, ...] = ("floating", "vault")
-    """Which kinds of deposits are frozen (fixed-term tokens trade on their AMM and are not)."""
+    kinds: tuple[Kind, ...] = (Kind.floating, Kind.vault)
+    """Which kinds of deposits are frozen (fixed-term tokens trade on their AMM and are not); each one
+    of the opportunity kinds, so a typo is an error."""
 
 
 class CustomScenario(StrictModel):
@@ -77,7 +79,8 @@ class ScenarioSettings(StrictModel):
     rate_shocks_bp: tuple[float, ...] = (200.0, -200.0)
     """Parallel rate moves, basis points."""
     depegs: tuple[Depeg, ...] = ()
-    freeze: Freeze | None = Field(default_factory=Freeze)
+    freeze: Freeze | bool | None = Field(default_factory=Freeze)
+    """The liquidity freeze; ``false`` (or ``null``) for none, ``true`` for the defaults."""
     stress_probability: float = Field(default=0.01, ge=0.0, le=1.0)
     """Annual probability given to each rate shock and to the freeze."""
     custom: tuple[CustomScenario, ...] = ()
@@ -87,6 +90,14 @@ class ScenarioSettings(StrictModel):
     """Horizon of the sampled returns: their covariance is ``Sigma * horizon_years``."""
     seed: int = Field(default=0, ge=0)
     """Seed of the samples (the same seed gives the same scenarios)."""
+
+    @field_validator("freeze", mode="after")
+    @classmethod
+    def _freeze_switch(cls, value: Freeze | bool | None) -> Freeze | None:
+        # TOML has no null: ``freeze = false`` turns the scenario off, ``freeze = true`` keeps the defaults
+        if isinstance(value, bool):
+            return Freeze() if value else None
+        return value
 
     @model_validator(mode="after")
     def _names(self) -> ScenarioSettings:
@@ -159,8 +170,8 @@ def build_scenarios(u: Universe, settings: ScenarioSettings) -> ScenarioSet:
             continue
         held = np.array([o.asset == d.asset for o in opps]) & deposit
         add(f"depeg:{d.asset}", "depeg", d.probability, d.drop * (held + exposure))
-    if settings.freeze is not None:
-        frozen = np.array([o.kind.value in settings.freeze.kinds for o in opps]) & deposit
+    if isinstance(settings.freeze, Freeze):  # a bool never survives validation
+        frozen = np.array([o.kind in settings.freeze.kinds for o in opps]) & deposit
         add("freeze", "freeze", settings.stress_probability, settings.freeze.haircut * frozen)
     for c in settings.custom:
         row = np.full(u.n, -np.inf)
@@ -169,10 +180,10 @@ def build_scenarios(u: Universe, settings: ScenarioSettings) -> ScenarioSet:
             if i is not None:
                 row[i] = max(row[i], loss)
                 continue
-            mask = group_members(opps, key) if ":" in key else None
+            mask = u.members(key) if ":" in key else None
             if mask is None or not mask.any():
                 problems.append(f"custom scenario '{c.name}': '{key}' is neither an opportunity id nor a group "
-                                f"({'/'.join(SOURCE_KEYS)} or a tag key) with deposits")
+                                f"({'/'.join(ATTRIBUTES)} or a tag key) with deposits")
                 continue
             row[mask] = np.maximum(row[mask], loss)
         add(c.name, "custom", c.probability, np.where(np.isfinite(row), row, 0.0))

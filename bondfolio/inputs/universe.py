@@ -13,14 +13,13 @@ from functools import cached_property
 import numpy as np
 
 from bondfolio.errors import InputError
+from bondfolio.inputs import groups as vocabulary
 from bondfolio.inputs.failure import FailureEvents, failure_events
+from bondfolio.inputs.groups import ATTRIBUTES
 from bondfolio.inputs.holdings import Holdings
 from bondfolio.inputs.snapshot import Kind, Snapshot
 
-__all__ = ["ATTRIBUTES", "NUMERIC_FIELDS", "Universe"]
-
-#: Text attributes constraints can select or group by (besides tag keys).
-ATTRIBUTES: tuple[str, ...] = ("id", "protocol", "chain", "asset", "kind", "tier", "market")
+__all__ = ["NUMERIC_FIELDS", "Universe"]
 
 #: Numeric opportunity fields usable as exposures (besides the keys of ``exposures``).
 NUMERIC_FIELDS: tuple[str, ...] = (
@@ -116,64 +115,40 @@ class Universe:
         return np.array([o.kind is Kind.hedge for o in self.snapshot.opportunities], dtype=bool)
 
     def attribute(self, name: str) -> list[str]:
-        """Values of text attribute ``name`` (one of :data:`ATTRIBUTES`) by opportunity."""
+        """Values of text attribute ``name`` (one of :data:`~bondfolio.inputs.groups.ATTRIBUTES`) by
+        opportunity."""
         if name not in ATTRIBUTES:
             raise KeyError(name)
-        return self._attributes[name]
+        cache = self._attributes
+        if name not in cache:
+            cache[name] = vocabulary.attribute_values(self.snapshot.opportunities, name)
+        return cache[name]
 
     @cached_property
     def _attributes(self) -> dict[str, list[str]]:
-        opps = self.snapshot.opportunities
-        return {
-            "id": [o.id for o in opps],
-            "protocol": [o.protocol for o in opps],
-            "chain": [o.chain for o in opps],
-            "asset": [o.asset for o in opps],
-            "kind": [o.kind.value for o in opps],
-            "tier": [o.tier.value for o in opps],
-            "market": [o.market_id for o in opps],
-        }
+        return {}
 
     @cached_property
     def tag_keys(self) -> set[str]:
         """Keys of ``key:value`` tags present in the snapshot."""
-        return {t.split(":", 1)[0] for o in self.snapshot.opportunities for t in o.tags if ":" in t}
+        return vocabulary.tag_keys(self.snapshot.opportunities)
 
     @cached_property
     def all_tags(self) -> set[str]:
         """Every tag label present."""
         return {t for o in self.snapshot.opportunities for t in o.tags}
 
-    def tag_values(self, key: str) -> list[tuple[str, ...]]:
-        """Per opportunity, the values of its ``key:value`` tags (possibly several, possibly none)."""
-        prefix = key + ":"
-        return [tuple(t[len(prefix):] for t in o.tags if t.startswith(prefix)) for o in self.snapshot.opportunities]
-
     def groups(self, by: str) -> dict[str, np.ndarray]:
-        """Members of each group when grouping by ``by``: an attribute, a tag key, or ``tag``.
+        """Members of each group when grouping by ``by`` (see :func:`bondfolio.inputs.groups.groups`)."""
+        return vocabulary.groups(self.snapshot.opportunities, by)
 
-        Returns group value -> sorted integer indices. With tag keys an opportunity may belong to several
-        groups or to none.
-        """
-        members: dict[str, list[int]] = {}
-        if by in ATTRIBUTES:
-            for i, value in enumerate(self.attribute(by)):
-                members.setdefault(value, []).append(i)
-        elif by == "tag":
-            for i, o in enumerate(self.snapshot.opportunities):
-                for t in o.tags:
-                    members.setdefault(t, []).append(i)
-        elif by in self.tag_keys:
-            for i, values in enumerate(self.tag_values(by)):
-                for v in values:
-                    members.setdefault(v, []).append(i)
-        else:
-            raise KeyError(by)
-        return {k: np.array(v, dtype=int) for k, v in sorted(members.items())}
+    def members(self, group: str, deposits_only: bool = True) -> np.ndarray | None:
+        """Mask of ``key:value`` group ``group`` (see :func:`bondfolio.inputs.groups.members`)."""
+        return vocabulary.members(self.snapshot.opportunities, group, deposits_only)
 
     def groupable(self) -> list[str]:
         """Everything :meth:`groups` accepts."""
-        return [*ATTRIBUTES, "tag", *sorted(self.tag_keys)]
+        return vocabulary.group_keys(self.snapshot.opportunities)
 
     # ------------------------------------------------------------------ numbers
     def numeric(self, name: str) -> np.ndarray:
@@ -219,7 +194,7 @@ class Universe:
     def failure(self) -> FailureEvents | None:
         """The snapshot's failure sources resolved to arrays, or ``None`` without a failure model."""
         model = self.snapshot.failure
-        return None if model is None else failure_events(self, model)
+        return None if model is None else failure_events(self.snapshot.opportunities, model)
 
     @cached_property
     def expected_loss_rate(self) -> np.ndarray:

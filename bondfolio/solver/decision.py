@@ -24,12 +24,10 @@ from bondfolio.inputs.policy import Policy
 from bondfolio.inputs.snapshot import Snapshot
 from bondfolio.inputs.universe import Universe
 from bondfolio.solver.program import Program, Solution
-from bondfolio.solver.record import dump_record, input_sha256, seal
+from bondfolio.solver.record import DECISION_SCHEMA, DecisionRecord, dump_record, input_sha256
 
 __all__ = ["DECISION_SCHEMA", "DEFAULT_HORIZONS", "TRADE_EPSILON", "Decision", "canonical_inputs", "inputs_digest",
            "versions"]
-
-DECISION_SCHEMA = "bondfolio.decision/1"
 
 #: Horizons (days) at which the liquidity buffer is always reported, besides those the policy names.
 DEFAULT_HORIZONS: tuple[float, ...] = (0.0, 1.0, 7.0, 30.0)
@@ -222,8 +220,9 @@ class Decision:
         }
 
     # ------------------------------------------------------------------ output
-    def to_dict(self) -> dict[str, Any]:
-        """The decision record as JSON-ready data, keys in a fixed order (see :mod:`bondfolio.solver.record`).
+    @cached_property
+    def record(self) -> DecisionRecord:
+        """The decision's sealed record (see :mod:`bondfolio.solver.record`).
 
         ``timing`` holds the only run-dependent numbers (wall-clock seconds); everything else is a
         function of the inputs and the software versions, sealed by ``record_sha256``. The canonical
@@ -236,7 +235,7 @@ class Decision:
             for a in self._allocation if abs(a["trade_amount"]) > TRADE_EPSILON * self.universe.nav
         ]
         inputs = canonical_inputs(self.snapshot, self.policy, self.holdings)
-        return seal({
+        return DecisionRecord.model_validate({
             "schema": DECISION_SCHEMA,
             "policy": self.policy.name,
             "as_of": self.snapshot.as_of.timestamp.isoformat(),
@@ -270,7 +269,11 @@ class Decision:
                 "attempt_seconds": [a.seconds for a in sol.attempts],
             },
             **({"inputs": inputs} if self.embed_inputs else {}),
-        })
+        }).sealed()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record as JSON-ready data, keys in a fixed order (:meth:`DecisionRecord.to_dict`)."""
+        return self.record.to_dict()
 
     def to_json(self, indent: int | None = 2) -> str:
         """JSON text of :meth:`to_dict` (stable key order, finite numbers only, trailing newline)."""

@@ -1,4 +1,4 @@
-"""Decision records: the JSON a decision is written as, sealed by its own sha256, and read back.
+"""The decision record: one typed, frozen model of what a decision is written as, sealed by its own sha256.
 
 A record holds everything needed to reproduce the decision: the canonical inputs (snapshot, policy,
 holdings) embedded under ``inputs`` (or, for records written with ``embed_inputs=False``, only their
@@ -7,8 +7,10 @@ versions, the solver order and options, and the answer itself.
 
 ``record_sha256`` is the sha256 of the canonical JSON (:func:`~bondfolio.inputs.base.canonical_json`)
 of the record without ``timing`` (wall-clock seconds, the only run-dependent numbers) and without
-itself. :func:`load_decision` recomputes it and refuses a record whose content does not match, so an
-edited or truncated record is never replayed or explained as if it were the original.
+itself. :func:`load_decision` recomputes it from the file's own JSON and refuses a record whose
+content does not match, then reads it into :class:`DecisionRecord` and checks that the typed model
+reproduces the sealed content exactly, so an edited or truncated record is never replayed or explained
+as if it were the original. ``bondfolio schema decision`` prints the JSON Schema of the format.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from bondfolio.errors import InputError
 from bondfolio.inputs.base import canonical_json, read_source, sha256_hex
@@ -27,13 +30,21 @@ from bondfolio.inputs.holdings import Holdings, load_holdings
 from bondfolio.inputs.policy import Policy, load_policy
 from bondfolio.inputs.snapshot import Snapshot, load_snapshot
 
-__all__ = ["HASH_KEY", "UNHASHED", "DecisionRecord", "hashed_part", "load_decision", "record_sha256", "seal"]
+__all__ = ["DECISION_SCHEMA", "HASH_KEY", "UNHASHED", "AllocationRow", "CheckReport", "ConstraintRow",
+           "DecisionRecord", "Metrics", "Provenance", "dump_record", "hashed_part", "input_sha256", "load_decision",
+           "record_sha256"]
+
+#: Schema id of the decision record format.
+DECISION_SCHEMA = "bondfolio.decision/1"
 
 #: The key holding the record's own hash.
 HASH_KEY = "record_sha256"
 
 #: Top-level keys left out of the hash: wall-clock timings and the hash itself.
 UNHASHED: tuple[str, ...] = ("timing", HASH_KEY)
+
+#: Optional top-level parts, absent (not null) when they do not apply.
+_OPTIONAL = ("rate_impact", "inputs")
 
 #: Where each embedded input's sha256 lives in ``provenance``.
 _INPUT_HASH = {"snapshot": "snapshot_sha256", "policy": "policy_sha256", "holdings": "holdings_sha256"}
@@ -49,64 +60,245 @@ def record_sha256(record: Mapping[str, Any]) -> str:
     return sha256_hex(canonical_json(hashed_part(record)))
 
 
-def seal(record: dict[str, Any]) -> dict[str, Any]:
-    """A copy of ``record`` with ``record_sha256`` set, placed right after ``schema``."""
-    digest = record_sha256(record)
-    out: dict[str, Any] = {}
-    for key, value in record.items():
-        if key == HASH_KEY:
-            continue
-        out[key] = value
-        if key == "schema":
-            out[HASH_KEY] = digest
-    if HASH_KEY not in out:
-        out[HASH_KEY] = digest
-    return out
-
-
 def input_sha256(data: Any) -> str | None:
     """sha256 of one canonical input as it is embedded (``None`` for absent holdings)."""
     return None if data is None else sha256_hex(canonical_json(data))
 
 
-class _Mismatch(InputError):
-    """An input that is missing from a record or does not match the sha256 it names."""
+# ---------------------------------------------------------------------------------------------- parts
+class _Part(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class DecisionRecord:
-    """A decision record read from JSON and verified (see :func:`load_decision`)."""
+class AllocationRow(_Part):
+    """One opportunity of the allocation. Weights are fractions of NAV, amounts base currency."""
 
-    def __init__(self, data: dict[str, Any], label: str) -> None:
-        self.data = data
-        self.label = label
+    id: str
+    protocol: str
+    chain: str
+    asset: str
+    kind: str
+    tier: str
+    apy: float
+    """APY after our trade (on the exact rate curve where one is modelled), decimal."""
+    apy_before: float
+    """APY at the snapshot, before our trade, decimal."""
+    duration: float
+    """Years."""
+    risk_score: float
+    weight: float
+    amount: float
+    tokens: float
+    """Target position in tokens (``amount / price``)."""
+    current_weight: float
+    current_amount: float
+    trade_amount: float
+    """Target minus current amount, base currency (positive buys)."""
+    trade_tokens: float
+
+
+class CashRow(_Part):
+    """Idle cash, target and current."""
+
+    weight: float
+    amount: float
+    current_weight: float
+    current_amount: float
+
+
+class Trade(_Part):
+    """A trade of the trade list (round-off below ``TRADE_EPSILON`` of NAV left out)."""
+
+    id: str
+    side: str
+    """``buy`` or ``sell``."""
+    amount: float
+    """Base currency, signed."""
+    tokens: float
+
+
+class Metrics(_Part):
+    """Portfolio numbers recomputed with numpy from the weights (fractions of NAV and decimals)."""
+
+    nav: float
+    expected_apy: float
+    volatility: float
+    duration: float
+    risk_score: float
+    cash_weight: float
+    invested_weight: float
+    hedge_notional: float
+    hedge_carry: float
+    margin_posted: float
+    margin_required: float
+    expected_failure_loss: float
+    penalties: float
+    liquidity_buffer: dict[str, float]
+    """Withdrawable within each horizon (``"1d"``...), fraction of NAV."""
+    turnover: float
+    trading_cost: float
+    slippage_cost: float
+    objective: float
+    """The objective at the answer, evaluated in numpy (APY units)."""
+    solver_objective: float
+    """The objective as the solver reported it (informational)."""
+
+
+class ConstraintRow(_Part):
+    """One constraint row: value, bounds, slack, binding flag and dual."""
+
+    constraint: str
+    """The family's label (``ConstraintSpec.label``)."""
+    kind: str
+    row: str
+    unit: str
+    value: float
+    lower: float | None
+    upper: float | None
+    slack: float
+    binding: bool
+    dual: float | None
+    """d(objective)/d(bound) per unit of the bound (APY decimal); ``None`` when the solver gave none."""
+
+
+class Violation(_Part):
+    constraint: str
+    row: str
+    violation: float
+
+
+class CheckReport(_Part):
+    """The independent numpy check of every row."""
+
+    passed: bool
+    tolerance: float
+    rows_checked: int
+    max_violation: float
+    worst: Violation | None
+    violations: list[Violation]
+
+
+class AttemptRow(_Part):
+    solver: str
+    status: str
+    accepted: bool
+    detail: str
+
+
+class SolverReport(_Part):
+    name: str
+    status: str
+    inaccurate: bool
+    order: list[str]
+    attempts: list[AttemptRow]
+    options: dict[str, Any]
+
+
+class Provenance(_Part):
+    """Where the decision came from: input hashes, software versions, the effective policy."""
+
+    inputs_sha256: str
+    snapshot_sha256: str
+    policy_sha256: str
+    holdings_sha256: str | None
+    versions: dict[str, str]
+    effective_policy: dict[str, Any]
+    """The policy with the implied constraints (budget, long-only, no new deposits) added."""
+
+
+class Timing(_Part):
+    """Wall-clock seconds: the only run-dependent numbers (not hashed)."""
+
+    build_seconds: float
+    solve_seconds: float
+    solver_seconds: float | None
+    attempt_seconds: list[float]
+
+
+class RecordInputs(_Part):
+    """The canonical inputs, as their models dump them (what the input hashes cover)."""
+
+    snapshot: dict[str, Any]
+    policy: dict[str, Any]
+    holdings: dict[str, Any] | None
+
+
+# ---------------------------------------------------------------------------------------------- record
+class DecisionRecord(_Part):
+    """A decision record. Build it with :meth:`bondfolio.solver.decision.Decision.record`; read one with
+    :func:`load_decision`."""
+
+    schema_id: str = Field(DECISION_SCHEMA, alias="schema")
+    record_sha256: str = ""
+    """sha256 of the canonical JSON of everything but ``timing`` and this field."""
+    policy: str
+    as_of: str
+    base_currency: str
+    allocation: list[AllocationRow]
+    cash: CashRow
+    trades: list[Trade]
+    metrics: Metrics
+    constraints: list[ConstraintRow]
+    check: CheckReport
+    solver: SolverReport
+    rate_impact: dict[str, Any] | None = None
+    """Per-market APY before and after, envelope accuracy and repairs (only where rate impact is modelled)."""
+    provenance: Provenance
+    timing: Timing
+    inputs: RecordInputs | None = None
+    """The canonical inputs (absent for records written with ``--no-embed``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    _label: str = PrivateAttr(default="decision")
+
+    # ------------------------------------------------------------------ building and writing
+    def to_dict(self) -> dict[str, Any]:
+        """The record as JSON data, keys in the written order; optional parts absent when unset."""
+        out = self.model_dump(mode="json", by_alias=True)
+        for key in _OPTIONAL:
+            if out.get(key) is None:
+                out.pop(key, None)
+        return out
+
+    def sealed(self) -> DecisionRecord:
+        """A copy with ``record_sha256`` set to the hash of its content."""
+        return self.model_copy(update={"record_sha256": record_sha256(self.to_dict())})
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return dump_record(self.to_dict(), indent)
+
+    # ------------------------------------------------------------------ views
+    @property
+    def label(self) -> str:
+        """Where the record came from, for messages (``decision 'out/d.json'``)."""
+        return self._label
 
     @property
     def sha256(self) -> str:
-        return str(self.data[HASH_KEY])
+        return self.record_sha256
 
     @property
     def policy_name(self) -> str:
-        return str(self.data.get("policy", ""))
+        return self.policy
 
     @property
     def embedded(self) -> bool:
         """Whether the inputs are embedded (else they must be passed to :meth:`inputs`)."""
-        return isinstance(self.data.get("inputs"), dict)
+        return self.inputs is not None
 
     @property
     def weights(self) -> pd.Series:
         """Target weights by opportunity id, as recorded."""
-        rows = self.data["allocation"]
-        return pd.Series([float(a["weight"]) for a in rows], index=pd.Index([a["id"] for a in rows], name="id"),
-                         name="weight")
+        return pd.Series([a.weight for a in self.allocation], index=pd.Index([a.id for a in self.allocation],
+                                                                              name="id"), name="weight")
 
     @property
-    def cash(self) -> float:
-        return float(self.data["cash"]["weight"])
+    def cash_weight(self) -> float:
+        return self.cash.weight
 
     @property
     def nav(self) -> float:
-        return float(self.data["metrics"]["nav"])
+        return self.metrics.nav
 
     def weight_vector(self, ids: list[str]) -> np.ndarray:
         """Recorded weights in the order of ``ids`` (which must be the record's own ids)."""
@@ -117,8 +309,15 @@ class DecisionRecord:
                              f"(missing {missing[:5]})")
         return w.loc[ids].to_numpy(dtype=float)
 
-    def inputs(self, snapshot: Any = None, policy: Any = None, holdings: Any = None
-               ) -> tuple[Snapshot, Policy, Holdings | None]:
+    def constraint_specs(self) -> list[dict[str, Any]]:
+        """The effective constraints (the policy's plus the implied ones), as recorded."""
+        specs = self.provenance.effective_policy.get("constraints")
+        if not isinstance(specs, list):
+            raise InputError(f"{self.label}: provenance.effective_policy has no 'constraints' list")
+        return list(specs)
+
+    def inputs_for(self, snapshot: Any = None, policy: Any = None, holdings: Any = None
+                   ) -> tuple[Snapshot, Policy, Holdings | None]:
         """The validated inputs the decision was made from.
 
         Embedded inputs are used unless one is given here; any input given (a model, a path, JSON
@@ -138,19 +337,19 @@ class DecisionRecord:
 
     def input(self, key: str, source: Any = None) -> Any:
         """One input (``snapshot``, ``policy`` or ``holdings``), embedded or given, checked against
-        the sha256 the record names (see :meth:`inputs`); ``None`` for absent holdings."""
-        expected = self.data["provenance"].get(_INPUT_HASH[key])
-        embedded: dict[str, Any] = self.data["inputs"] if self.embedded else {}
+        the sha256 the record names (see :meth:`inputs_for`); ``None`` for absent holdings."""
+        expected = getattr(self.provenance, _INPUT_HASH[key])
+        embedded = self.inputs
         if source is None:
-            if key not in embedded:
+            if embedded is None:
                 if key == "holdings" and expected is None:
                     return None
                 raise _Mismatch(f"the {key} is not embedded (record written without inputs): pass the {key} file it "
                                 f"was made from (sha256 {str(expected)[:16]}…)")
-            if embedded[key] is None:
+            if getattr(embedded, key) is None:
                 return None
         loader = {"snapshot": load_snapshot, "policy": load_policy, "holdings": load_holdings}[key]
-        model = loader(embedded[key] if source is None else source)
+        model = loader(getattr(embedded, key) if source is None else source)
         actual = input_sha256(model.model_dump(mode="json", by_alias=True))
         if actual != expected:
             where = "embedded" if source is None else "given"
@@ -158,9 +357,9 @@ class DecisionRecord:
                             f"{str(expected)[:16]}…: pass the {key} the decision was made from")
         return model
 
-    def constraint_specs(self) -> list[dict[str, Any]]:
-        """The effective constraints (the policy's plus the implied ones), as recorded."""
-        return list(self.data["provenance"]["effective_policy"]["constraints"])
+
+class _Mismatch(InputError):
+    """An input that is missing from a record or does not match the sha256 it names."""
 
 
 def load_decision(source: DecisionRecord | str | Path | Mapping[str, Any], verify: bool = True) -> DecisionRecord:
@@ -169,10 +368,9 @@ def load_decision(source: DecisionRecord | str | Path | Mapping[str, Any], verif
     Raises
     ------
     InputError
-        Not a decision record, an unknown schema, no hash, or a hash that does not match the content.
+        Not a decision record, an unknown schema, no hash, a hash that does not match the content,
+        or content the record format does not describe (each problem named by its field).
     """
-    from bondfolio.solver.decision import DECISION_SCHEMA
-
     if isinstance(source, DecisionRecord):
         return source
     raw, label = read_source(source if not isinstance(source, Mapping) else dict(source), "decision")
@@ -189,7 +387,16 @@ def load_decision(source: DecisionRecord | str | Path | Mapping[str, Any], verif
         if actual != stored:
             raise InputError(f"{label}: '{HASH_KEY}' is {stored[:16]}… but the content hashes to {actual[:16]}…: "
                              "the record was edited or damaged after it was written, so it is not trusted")
-    return DecisionRecord(raw, label)
+    try:
+        record = DecisionRecord.model_validate(raw)
+    except ValidationError as exc:
+        problems = [f"field '{'.'.join(str(p) for p in e['loc'])}': {e['msg']}" for e in exc.errors()[:20]]
+        raise InputError(problems, f"{label} (decision record format)") from None
+    if verify and record_sha256(record.to_dict()) != raw[HASH_KEY]:
+        raise InputError(f"{label}: its content is not in this bondfolio's record format (the typed record does not "
+                         "reproduce the sealed content)")
+    record._label = label
+    return record
 
 
 def dump_record(record: Mapping[str, Any], indent: int | None = 2) -> str:

@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from tests.conftest import ROOT
+from tests.factories import ROOT
 
 
 def test_devnet_example_runs() -> None:

@@ -20,8 +20,8 @@ from bondfolio.audit.replay import replay
 from bondfolio.errors import InfeasibleError, InputError
 from bondfolio.inputs.scenarios import cvar
 from bondfolio.solver.diagnose import Diagnosis
-from bondfolio.solver.record import HASH_KEY, load_decision, record_sha256, seal
-from tests.conftest import EXAMPLE, ROOT, opportunity, policy, snapshot
+from bondfolio.solver.record import HASH_KEY, load_decision, record_sha256
+from tests.factories import EXAMPLE, ROOT, opportunity, policy, reseal, snapshot
 
 #: Weights: the independent check's tolerance (solvers stop at a 1e-9 gap).
 WTOL = 1e-7
@@ -48,7 +48,7 @@ def _two_assets() -> tuple[dict[str, Any], dict[str, Any]]:
 def test_record_embeds_inputs_and_verifies_its_hash(example_record: dict[str, Any]) -> None:
     rec = load_decision(example_record)
     assert rec.sha256 == record_sha256(example_record) == example_record[HASH_KEY]
-    snap, pol, hold = rec.inputs()
+    snap, pol, hold = rec.inputs_for()
     assert [o.id for o in snap.opportunities] == list(rec.weights.index)
     assert pol.name == "dao-treasury" and hold is not None
     # timing is outside the hash: changing it keeps the record valid
@@ -65,7 +65,7 @@ def test_tampered_record_is_refused(example_record: dict[str, Any]) -> None:
     bad = json.loads(json.dumps(example_record))
     bad["inputs"]["policy"]["nav"] = 1.0  # an embedded input changed and the record re-sealed by hand
     with pytest.raises(InputError, match="policy's sha256"):
-        load_decision(seal(bad)).inputs()
+        load_decision(reseal(bad)).inputs_for()
     del bad[HASH_KEY]
     with pytest.raises(InputError, match="no 'record_sha256'"):
         load_decision(bad)
@@ -88,7 +88,7 @@ def test_record_without_inputs_needs_the_files(tmp_path: Path) -> None:
 def test_replay_is_byte_identical(example_record: dict[str, Any]) -> None:
     result = replay(example_record)
     assert result.verdict == "identical" and result.ok
-    assert result.record is not None and result.record[HASH_KEY] == example_record[HASH_KEY]
+    assert result.record is not None and result.record.sha256 == example_record[HASH_KEY]
 
 
 def test_replay_tolerance_and_differences() -> None:
@@ -96,10 +96,10 @@ def test_replay_tolerance_and_differences() -> None:
     rec = bondfolio.allocate(snap, pol).to_dict()
     near = json.loads(json.dumps(rec))
     near["allocation"][0]["weight"] += 5e-8  # inside the stated 1e-7 tolerance
-    assert replay(seal(near)).verdict == "equivalent"
+    assert replay(reseal(near)).verdict == "equivalent"
     far = json.loads(json.dumps(rec))
     far["allocation"][0]["weight"] = 0.25
-    result = replay(seal(far))
+    result = replay(reseal(far))
     assert result.verdict == "different" and not result.ok
     paths = [d.path for d in result.differences]
     assert "allocation[a].weight" in paths
@@ -144,7 +144,7 @@ def test_explain_prices_a_cap_by_hand() -> None:
 def test_explain_example_satisfies_optimality_and_contributions_add_up(example_record: dict[str, Any]) -> None:
     e = explain(example_record, max_exact=2)
     costs = e.to_dict()
-    pol = load_decision(example_record).inputs()[1]
+    pol = load_decision(example_record).inputs_for()[1]
     by_id = pol.objective.trading_cost_bp_by_id
     for p in costs["positions"]:
         cost = by_id.get(p["id"], pol.objective.trading_cost_bp) / 1e4

@@ -17,8 +17,7 @@ import numpy as np
 import pytest
 
 from bondfolio.cli import main
-from bondfolio.solver.record import seal
-from tests.conftest import EXAMPLE
+from tests.factories import EXAMPLE, reseal
 
 ARGS = [str(EXAMPLE / "snapshot.json"), str(EXAMPLE / "policy.toml"), "--holdings", str(EXAMPLE / "holdings.json")]
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -38,7 +37,7 @@ def test_replay_exit_codes(decision: Path, tmp_path: Path, capsys: pytest.Captur
     record = json.loads(decision.read_text())
     record["allocation"][0]["weight"] += 0.05
     changed = tmp_path / "changed.json"
-    changed.write_text(json.dumps(seal(record)))
+    changed.write_text(json.dumps(reseal(record)))
     assert main(["replay", str(changed), "--format", "json"]) == 5
     out = json.loads(capsys.readouterr().out)
     assert out["verdict"] == "different"

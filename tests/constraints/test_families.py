@@ -8,7 +8,7 @@ import pytest
 from bondfolio.constraints import Point
 from bondfolio.errors import InputError
 from bondfolio.inputs import Holdings, Universe, load_policy, load_snapshot
-from tests.conftest import opportunity, policy, snapshot
+from tests.factories import opportunity, policy, snapshot
 
 NAV = 1_000_000.0
 

@@ -10,7 +10,7 @@ import pytest
 from bondfolio.errors import InputError
 from bondfolio.inputs import Universe, load_snapshot
 from bondfolio.inputs.scenarios import ScenarioSettings, build_scenarios, cvar, load_scenarios
-from tests.conftest import opportunity, snapshot
+from tests.factories import opportunity, snapshot
 
 NAV = 1_000_000.0
 

@@ -10,7 +10,7 @@ import pytest
 
 from bondfolio.errors import InputError
 from bondfolio.inputs.history import ACCRUAL_SCALE, PRICE_SCALE, estimate_risk, read_history
-from tests.conftest import opportunity, snapshot
+from tests.factories import opportunity, snapshot
 
 OPPS = [opportunity("a1", 0.05, protocol="aave", asset="USDC"),
         opportunity("a2", 0.05, protocol="aave", asset="USDT"),

@@ -7,7 +7,7 @@ import pytest
 import bondfolio
 from bondfolio.errors import InputError
 from bondfolio.inputs import load_holdings, load_policy
-from tests.conftest import EXAMPLE, opportunity, policy, snapshot
+from tests.factories import EXAMPLE, opportunity, policy, snapshot
 
 
 def book() -> dict:

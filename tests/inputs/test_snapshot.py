@@ -9,7 +9,7 @@ import pytest
 
 from bondfolio.errors import InputError
 from bondfolio.inputs import Snapshot, load_snapshot
-from tests.conftest import EXAMPLE, opportunity, snapshot
+from tests.factories import EXAMPLE, opportunity, snapshot
 
 
 def two() -> list[dict]:

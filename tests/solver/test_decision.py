@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import bondfolio
-from tests.conftest import EXAMPLE, opportunity, policy, snapshot
+from tests.factories import EXAMPLE, opportunity, policy, snapshot
 
 
 @pytest.fixture(scope="module")

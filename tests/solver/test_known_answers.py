@@ -9,7 +9,7 @@ import bondfolio
 from bondfolio.errors import CheckFailedError, InfeasibleError, UnboundedError
 from bondfolio.inputs import Universe, load_policy, load_snapshot
 from bondfolio.solver import Program
-from tests.conftest import opportunity, policy, snapshot
+from tests.factories import opportunity, policy, snapshot
 
 # Weights agree with closed forms to 1e-7 (the check tolerance; Clarabel runs at 1e-9 gap/feasibility).
 WTOL = 1e-7

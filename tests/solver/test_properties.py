@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import bondfolio
-from tests.conftest import opportunity, policy, snapshot
+from tests.factories import opportunity, policy, snapshot
 
 PROTOCOLS = ["aave-v3", "compound-v3", "morpho-blue", "pendle"]
 NAV = 10_000_000.0

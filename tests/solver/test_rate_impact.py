@@ -13,7 +13,7 @@ import pytest
 import bondfolio
 from bondfolio.inputs import load_snapshot
 from bondfolio.solver.curves import MarketCurve, curve_for
-from tests.conftest import opportunity, snapshot
+from tests.factories import opportunity, snapshot
 
 NAV = 3_000_000.0
 TOL = 1e-6 * NAV  # 0.01 bp of NAV, per year

@@ -14,7 +14,7 @@ from scipy.optimize import linprog
 import bondfolio
 from bondfolio.inputs import Universe, load_snapshot
 from bondfolio.inputs.scenarios import build_scenarios, load_scenarios
-from tests.conftest import opportunity, policy, snapshot
+from tests.factories import opportunity, policy, snapshot
 
 PT = opportunity("pt", 0.08, protocol="pendle", kind="fixed", duration=2.0, maturity="2028-11-20T00:00:00Z")
 FLOAT = opportunity("float", 0.04, protocol="aave")
