@@ -32,8 +32,8 @@ from typing import Any
 
 import numpy as np
 
-from bondfolio.constraints.base import Point
 from bondfolio.constraints.cvar import CVaR
+from bondfolio.constraints.variables import Point
 from bondfolio.errors import BondfolioError
 from bondfolio.inputs.scenarios import tail_weights
 from bondfolio.inputs.universe import Universe

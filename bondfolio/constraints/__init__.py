@@ -8,8 +8,9 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-from bondfolio.constraints.base import Compiled, Constraint, ParamSet, Point, RowResult, Rows, Vars
+from bondfolio.constraints.base import Compiled, Constraint, ParamSet, RowResult, Rows
 from bondfolio.constraints.select import Selector
+from bondfolio.constraints.variables import Point, Vars
 
 __all__ = ["Compiled", "Constraint", "ParamSet", "Point", "RowResult", "Rows", "Selector", "Vars"]
 

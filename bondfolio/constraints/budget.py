@@ -8,7 +8,8 @@ import cvxpy as cp
 import numpy as np
 from pydantic import model_validator
 
-from bondfolio.constraints.base import Constraint, ParamSet, Point, Rows, Vars
+from bondfolio.constraints.base import Constraint, ParamSet, Rows
+from bondfolio.constraints.variables import Point, Vars
 from bondfolio.inputs.base import Fraction
 from bondfolio.inputs.universe import Universe
 

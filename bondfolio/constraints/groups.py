@@ -9,8 +9,9 @@ import numpy as np
 import scipy.sparse as sp
 from pydantic import Field, model_validator
 
-from bondfolio.constraints.base import Constraint, ParamSet, Point, Rows, Vars
+from bondfolio.constraints.base import Constraint, ParamSet, Rows
 from bondfolio.constraints.select import Selector
+from bondfolio.constraints.variables import Point, Vars
 from bondfolio.inputs.base import Fraction
 from bondfolio.inputs.universe import Universe
 

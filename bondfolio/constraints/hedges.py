@@ -14,8 +14,9 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from bondfolio.constraints.bands import _Band, check_interval
-from bondfolio.constraints.base import Constraint, ParamSet, Point, Rows, Vars
+from bondfolio.constraints.base import Constraint, ParamSet, Rows
 from bondfolio.constraints.select import Selector
+from bondfolio.constraints.variables import Point, Vars
 from bondfolio.inputs.universe import Universe
 
 __all__ = ["HedgeBudget", "HedgeRatio", "NetDelta"]

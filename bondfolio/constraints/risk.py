@@ -8,7 +8,8 @@ import cvxpy as cp
 import numpy as np
 from pydantic import Field
 
-from bondfolio.constraints.base import Constraint, ParamSet, Point, Rows, Vars
+from bondfolio.constraints.base import Constraint, ParamSet, Rows
+from bondfolio.constraints.variables import Point, Vars
 from bondfolio.inputs.universe import Universe
 
 __all__ = ["MaxVolatility", "RiskBudget"]

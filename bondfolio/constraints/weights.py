@@ -8,8 +8,9 @@ import cvxpy as cp
 import numpy as np
 from pydantic import Field
 
-from bondfolio.constraints.base import Constraint, ParamSet, Point, Rows, Vars
+from bondfolio.constraints.base import Constraint, ParamSet, Rows
 from bondfolio.constraints.select import Selector
+from bondfolio.constraints.variables import Point, Vars
 from bondfolio.inputs.universe import Universe
 
 __all__ = ["LongOnly", "MaxWeight", "MinWeight", "NoNewDeposits"]

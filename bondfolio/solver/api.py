@@ -12,7 +12,8 @@ from bondfolio.inputs.snapshot import Snapshot, load_snapshot
 from bondfolio.inputs.universe import Universe
 from bondfolio.solver.decision import Decision
 from bondfolio.solver.diagnose import diagnose
-from bondfolio.solver.program import Program, effective_constraints, trading_costs
+from bondfolio.solver.objective import trading_costs
+from bondfolio.solver.program import Program, effective_constraints
 
 __all__ = ["Inputs", "allocate", "load_inputs", "validate"]
 

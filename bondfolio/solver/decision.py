@@ -136,15 +136,15 @@ class Decision:
         w = x.w
         variance = u.variance(w)
         dw = w - u.w0
-        cost = float(self.program.costs @ np.abs(dw))
         apy = np.array([a["apy"] for a in self._allocation])  # after our trade, on the exact curves
         expected = float(apy @ w + obj.cash_apy * x.cash)
-        slippage = float((self.solution.rate_impact or {}).get("slippage_cost_share", 0.0))
-        failure_loss = float(u.expected_loss_rate @ w)
-        carry = float(u.numeric("carry") @ np.abs(w))
+        costs = {t.name: t.value(x) if t.active else 0.0 for t in self.program.terms if t.sign < 0}
+        objective = expected  # the incomes are the expected APY; then every cost term, in order
+        for term in self.program.terms:
+            if term.sign < 0 and term.active:
+                objective -= term.value(x)
         penalties = self.program.penalties(x)
-        objective = (expected - obj.risk_aversion / 2 * variance - cost - slippage - carry
-                     - obj.failure_aversion * failure_loss - penalties)
+        failure_loss = float(u.expected_loss_rate @ w)
         horizons = sorted({*DEFAULT_HORIZONS, *(c.horizon_days for c in self.program.constraints
                                                 if isinstance(c, LiquidityBuffer))})
         buffers = {}
@@ -161,15 +161,15 @@ class Decision:
             "cash_weight": x.cash,
             "invested_weight": float(np.sum(w[~u.hedge])),
             "hedge_notional": float(np.sum(np.abs(w[u.hedge]))),
-            "hedge_carry": carry,
+            "hedge_carry": costs["carry"],
             "margin_posted": x.margin,
             "margin_required": float(u.numeric("margin") @ np.abs(w)),
             "expected_failure_loss": failure_loss,
             "penalties": penalties,
             "liquidity_buffer": buffers,
             "turnover": float(np.sum(np.abs(dw))),
-            "trading_cost": cost,
-            "slippage_cost": slippage,
+            "trading_cost": costs["trading_cost"],
+            "slippage_cost": costs.get("slippage", 0.0),
             "objective": objective,
             "solver_objective": self.solution.objective,
         }

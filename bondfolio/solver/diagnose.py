@@ -29,7 +29,8 @@ from typing import Any
 import cvxpy as cp
 import numpy as np
 
-from bondfolio.constraints.base import Constraint, ParamSet, Rows, Vars
+from bondfolio.constraints.base import Constraint, ParamSet, Rows
+from bondfolio.constraints.variables import Vars
 from bondfolio.inputs.universe import Universe
 
 __all__ = ["HARD_KINDS", "STEPS", "Diagnosis", "Relaxation", "diagnose", "format_bound", "step_of"]

@@ -17,18 +17,23 @@ number (APY before and after, portfolio APY, objective) is evaluated on the exac
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import cvxpy as cp
 import numpy as np
 import scipy.sparse as sp
 
-from bondfolio.constraints.base import Point, Vars
+from bondfolio.constraints.variables import Point, Vars
+from bondfolio.errors import InfeasibleError
 from bondfolio.inputs.snapshot import AmmCurve
 from bondfolio.inputs.universe import Universe
 from bondfolio.solver.curves import Envelope, MarketCurve, curve_for, envelope, upper_hull
+from bondfolio.solver.solve import Solution
 
-__all__ = ["COARSE", "REFINE_ABOVE", "RateImpact"]
+__all__ = ["COARSE", "MAX_REFINEMENTS", "REFINE_ABOVE", "RateImpact", "solve_with_impact"]
+
+#: Rounds of local envelope refinement for large books (see :data:`REFINE_ABOVE`).
+MAX_REFINEMENTS = 4
 
 #: Books with more curve markets than this start from envelopes COARSE times looser and refine them
 #: to full accuracy around the solution only (a few re-solves instead of one huge program).
@@ -90,14 +95,11 @@ class RateImpact:
         return np.asarray(self.amm_coef * dw**2)
 
     def build(self, v: Vars) -> tuple[cp.Expression, list[cp.Constraint]]:
-        """The income term of curve markets (NAV units) minus AMM slippage, and the envelope
-        constraints; also branch bounds (``lo <= w <= hi`` per curve market, inactive by default) for
-        the repair step."""
+        """The income of curve markets (NAV units) and the envelope constraints; also branch bounds
+        (``lo <= w <= hi`` per curve market, inactive by default) for the repair step. (The AMM
+        slippage is the ``slippage`` objective term.)"""
         term: cp.Expression = cp.Constant(0.0)
         cons: list[cp.Constraint] = []
-        if self.amm_idx.size:
-            self.slip = cp.Parameter(self.amm_idx.size, nonneg=True, name="slippage", value=self.amm_coef)
-            term = term - self.slip @ cp.square(v.trade_size[self.amm_idx])
         self.lo = cp.Parameter(max(self.idx.size, 1), name="branch_floor", value=np.zeros(max(self.idx.size, 1)))
         self.hi = cp.Parameter(max(self.idx.size, 1), name="branch_cap", value=np.full(max(self.idx.size, 1), 2.0))
         if not self.idx.size:
@@ -118,6 +120,12 @@ class RateImpact:
         cons += [members @ self.lam == 1, w == members @ cp.multiply(self.xk, self.lam),
                  w >= self.lo, w <= self.hi]
         return term + self.fk @ self.lam, cons
+
+    def branch(self, row: int, lo: float, hi: float) -> None:
+        """Restrict curve market ``row`` to ``lo <= w <= hi`` (the repair step's branch bounds)."""
+        lows, highs = np.array(self.lo.value), np.array(self.hi.value)
+        lows[row], highs[row] = lo, hi
+        self.lo.value, self.hi.value = lows, highs
 
     def refine(self, w: np.ndarray) -> bool:
         """Refine each curve market's knots to full accuracy around its holding in ``w`` (the coarse
@@ -193,3 +201,58 @@ class RateImpact:
         return {"markets": markets, "amm": amm, "slippage_cost_share": float(np.sum(slip)),
                 "tolerance_bp": self.tol_bp, "exact_income_share": exact, "model_income_share": model,
                 "model_minus_exact_bp": (model - exact) * 1e4, "repairs": repairs}
+
+
+class Refinable(Protocol):
+    """What :func:`solve_with_impact` needs of a program (:class:`bondfolio.solver.program.Program`)."""
+
+    universe: Universe
+    impact: RateImpact | None
+
+    def solve_once(self, reuse: bool = False) -> Solution: ...
+
+    def assemble(self) -> None: ...
+
+    def exact_objective(self, point: Point) -> float: ...
+
+
+def solve_with_impact(program: Refinable, impact: RateImpact, reuse: bool = False) -> Solution:
+    """Solve a program that models rate impact: refine large books' envelopes around the solution
+    (re-solving each time), then repair holdings that landed on a non-concave stretch (inside a
+    bridge) by re-solving on each side and keeping the better exact objective."""
+    solution = program.solve_once(reuse)
+    for _ in range(MAX_REFINEMENTS):  # large books: full accuracy around the solution, then re-solve
+        if not impact.refine(solution.point.w):
+            break
+        program.assemble()
+        solution = program.solve_once(reuse=False)
+    u = program.universe
+    repairs: list[dict[str, Any]] = []
+    for _ in range(2 * impact.idx.size):
+        bridged = impact.on_bridge(solution.point.w)
+        if not bridged:
+            break
+        row, left, right, gap = bridged[0]
+        lo0, hi0 = float(impact.lo.value[row]), float(impact.hi.value[row])  # type: ignore[index]
+        best: tuple[float, Solution, float, float] | None = None
+        for lo, hi in ((lo0, min(hi0, left)), (max(lo0, right), hi0)):
+            if lo > hi:
+                continue
+            impact.branch(row, lo, hi)
+            try:
+                trial = program.solve_once(reuse)
+            except InfeasibleError:
+                continue
+            value = program.exact_objective(trial.point)
+            if best is None or value > best[0]:
+                best = (value, trial, lo, hi)
+        if best is None:  # neither side feasible: keep the bridged answer, reported as such
+            impact.branch(row, lo0, hi0)
+            break
+        _, solution, lo, hi = best
+        impact.branch(row, lo, hi)
+        repairs.append({"id": u.ids[int(impact.idx[row])], "bridge": [left * u.nav, right * u.nav],
+                        "gap_bp": gap * 1e4, "kept": "left" if hi <= left else "right"})
+    solution.rate_impact = impact.report(solution.point, repairs)
+    solution.objective_exact = program.exact_objective(solution.point)
+    return solution

@@ -1,0 +1,208 @@
+"""Solving with the policy's solver order, accepting only answers that pass the independent check.
+
+Each solver of ``[solver] order`` is tried in turn. ``optimal`` and ``optimal_inaccurate`` answers are
+accepted only after the numpy check of every constraint row passes (and the inaccurate ones are
+flagged); a certificate of infeasibility or unboundedness raises at once; anything else moves on to
+the next solver, and every attempt is recorded.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import cvxpy as cp
+import numpy as np
+
+from bondfolio.constraints.base import Compiled, Constraint, RowResult
+from bondfolio.constraints.variables import Point, Vars
+from bondfolio.errors import CheckFailedError, InfeasibleError, SolverError, UnboundedError
+from bondfolio.inputs.policy import Policy
+from bondfolio.inputs.universe import Universe
+
+__all__ = ["OBJECTIVE_SCALE", "SOLVER_OPTIONS", "Attempt", "Solution", "Solvable", "solve_once"]
+
+#: Factor applied to the objective inside the solver (1e4: the solver sees basis points).
+OBJECTIVE_SCALE = 1e4
+
+#: Options passed to each solver. Tight tolerances: weights are checked to 1e-7 of NAV afterwards.
+SOLVER_OPTIONS: dict[str, dict[str, Any]] = {
+    "CLARABEL": {"tol_gap_abs": 1e-9, "tol_gap_rel": 1e-9, "tol_feas": 1e-9, "max_iter": 200},
+    "SCS": {"eps_abs": 1e-9, "eps_rel": 1e-9, "max_iters": 200_000},
+    "ECOS": {"abstol": 1e-9, "reltol": 1e-9, "feastol": 1e-9},
+    "OSQP": {"eps_abs": 1e-9, "eps_rel": 1e-9, "max_iter": 200_000, "polishing": True},
+}
+
+
+class Solvable(Protocol):
+    """What :func:`solve_once` needs of a program (:class:`bondfolio.solver.program.Program`)."""
+
+    universe: Universe
+    policy: Policy
+    constraints: list[Constraint]
+    compiled: list[Compiled]
+    vars: Vars
+    problem: cp.Problem
+    build_seconds: float
+
+    def check(self, point: Point) -> list[RowResult]: ...
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One solver tried: its name, what it returned and how long it took."""
+
+    solver: str
+    status: str
+    accepted: bool
+    seconds: float
+    detail: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"solver": self.solver, "status": self.status, "accepted": self.accepted,
+                "seconds": self.seconds, "detail": self.detail}
+
+
+@dataclass
+class Solution:
+    """A verified allocation and everything needed to report it."""
+
+    point: Point
+    solver: str
+    status: str
+    inaccurate: bool
+    objective: float
+    """Objective value (APY units) as the solver reported it, scaled back."""
+    attempts: list[Attempt]
+    checks: list[RowResult]
+    duals: list[np.ndarray]
+    compile_seconds: float
+    solve_seconds: float
+    solver_seconds: float | None
+    """The solver's own time, as it reports it (None if it does not)."""
+    options: dict[str, Any] = field(default_factory=dict)
+    rate_impact: dict[str, Any] | None = None
+    """Per-market APY before and after, envelope accuracy and repairs (when rate impact is modelled)."""
+    objective_exact: float | None = None
+    """The objective evaluated on the exact curves (when rate impact is modelled)."""
+
+    @property
+    def max_violation(self) -> float:
+        return max((r.violation for r in self.checks), default=0.0)
+
+
+def solve_once(program: Solvable, reuse: bool = False) -> Solution:
+    """Solve with each solver of the policy's order until one gives an allocation that passes
+    the independent check.
+
+    ``reuse=True`` compiles with DPP (slower once, then parameter updates re-solve fast).
+
+    Raises
+    ------
+    InfeasibleError
+        A solver proved that no allocation satisfies the constraints.
+    UnboundedError
+        The objective is unbounded (some position has no bound).
+    CheckFailedError
+        Solvers reported success but every answer violated a constraint beyond tolerance.
+    SolverError
+        No solver in the order produced an answer.
+    """
+    settings = program.policy.solver
+    attempts: list[Attempt] = []
+    installed = _installed_solvers()
+    failed_check: list[RowResult] = []
+    infeasible_inaccurate = False
+    for name in settings.order:
+        if name not in installed:
+            attempts.append(Attempt(name, "not_installed", False, 0.0, "solver is not installed"))
+            continue
+        options = SOLVER_OPTIONS.get(name, {})
+        start = time.perf_counter()
+        try:
+            with warnings.catch_warnings():  # an inaccurate status is recorded and checked, not printed
+                warnings.filterwarnings("ignore", message="Solution may be inaccurate")
+                program.problem.solve(solver=name, ignore_dpp=not reuse, **options)
+        except cp.error.SolverError as exc:
+            attempts.append(Attempt(name, "error", False, time.perf_counter() - start, str(exc)[:300]))
+            continue
+        seconds = time.perf_counter() - start
+        status = str(program.problem.status)
+        if status == cp.INFEASIBLE:
+            attempts.append(Attempt(name, status, False, seconds))
+            raise InfeasibleError(_infeasible_message(program, name), policy=program.policy.name)
+        if status == cp.UNBOUNDED:
+            attempts.append(Attempt(name, status, False, seconds))
+            raise UnboundedError(_unbounded_message(program), [a.to_dict() for a in attempts])
+        if status == cp.INFEASIBLE_INACCURATE:
+            infeasible_inaccurate = True
+            attempts.append(Attempt(name, status, False, seconds, "inaccurate certificate: trying the next solver"))
+            continue
+        if status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE) or program.vars.w.value is None:
+            attempts.append(Attempt(name, status, False, seconds, "no solution returned"))
+            continue
+        margin = float(np.asarray(program.vars.margin.value)) if program.vars.has_margin else 0.0
+        point = Point(np.array(program.vars.w.value, dtype=float), float(np.asarray(program.vars.cash.value)), margin)
+        checks = program.check(point)
+        worst = max((r.violation for r in checks), default=0.0)
+        if worst > settings.check_tolerance:
+            failed_check = checks
+            attempts.append(Attempt(name, status, False, seconds,
+                                    f"independent check failed: largest violation {worst:.3g} > "
+                                    f"{settings.check_tolerance:g}"))
+            continue
+        attempts.append(Attempt(name, status, True, seconds))
+        stats = program.problem.solver_stats
+        return Solution(
+            point=point,
+            solver=name,
+            status=status,
+            inaccurate=status == cp.OPTIMAL_INACCURATE,
+            objective=float(program.problem.value) / OBJECTIVE_SCALE,
+            attempts=attempts,
+            checks=checks,
+            duals=[comp.duals(OBJECTIVE_SCALE) for comp in program.compiled],
+            compile_seconds=program.build_seconds,
+            solve_seconds=seconds,
+            solver_seconds=None if stats is None or stats.solve_time is None else float(stats.solve_time),
+            options={"ignore_dpp": not reuse, "objective_scale": OBJECTIVE_SCALE, **options},
+        )
+    summary = "; ".join(f"{a.solver}: {a.status}" + (f" ({a.detail})" if a.detail else "") for a in attempts)
+    if failed_check:
+        worst_row = max(failed_check, key=lambda r: r.violation)
+        raise CheckFailedError(
+            f"policy '{program.policy.name}': every solver's answer violated a constraint; worst: "
+            f"{worst_row.constraint}[{worst_row.row}] = {worst_row.value:.10g} outside "
+            f"[{worst_row.lower:.10g}, {worst_row.upper:.10g}]. Attempts: {summary}",
+            [a.to_dict() for a in attempts],
+        )
+    if infeasible_inaccurate:
+        raise InfeasibleError(
+            f"policy '{program.policy.name}' appears infeasible (solvers returned inaccurate infeasibility "
+            f"certificates: {summary}): loosen the tightest constraints",
+            policy=program.policy.name,
+        )
+    raise SolverError(f"policy '{program.policy.name}': no solver produced an allocation. Attempts: {summary}",
+                      [a.to_dict() for a in attempts])
+
+
+def _infeasible_message(program: Solvable, solver: str) -> str:
+    kinds = ", ".join(c.label for c in program.constraints)
+    return (f"policy '{program.policy.name}' is infeasible: no allocation satisfies all of its constraints "
+            f"together ({kinds}); {solver} returned a certificate of infeasibility. Loosen the tightest "
+            "bounds or widen the opportunity set.")
+
+def _unbounded_message(program: Solvable) -> str:
+    free = [program.universe.ids[i] for i in np.flatnonzero(program.universe.hedge)]
+    hint = f" (hedges {free[:5]} have no bound: add max_weight/min_weight for them)" if free else ""
+    return (f"policy '{program.policy.name}' is unbounded: the objective can grow without limit{hint}; bound "
+            "every position or add risk aversion")
+
+
+@functools.cache
+def _installed_solvers() -> frozenset[str]:
+    """cvxpy's installed solvers, looked up once per process (the lookup imports modules: ~4 ms)."""
+    return frozenset(cp.installed_solvers())
