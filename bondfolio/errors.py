@@ -16,6 +16,7 @@ __all__ = [
     "BondfolioError",
     "ChainError",
     "CheckFailedError",
+    "ConstraintCompileError",
     "InfeasibleError",
     "InputError",
     "MarketError",
@@ -90,6 +91,11 @@ class UnboundedError(SolverError):
 
 class CheckFailedError(SolverError):
     """A solver claimed success but the independent numpy check found a violated constraint."""
+
+
+class ConstraintCompileError(SolverError, TypeError):
+    """A constraint family compiled to a row that is not DCP (disciplined convex), so no convex solver
+    can take the program: a defect of the family's formulation, named by its label and row."""
 
 
 class ChainError(BondfolioError, ConnectionError):

@@ -25,7 +25,7 @@ from pydantic import AfterValidator, Field, field_validator
 
 from bondfolio.errors import MarketError
 from bondfolio.inputs.base import StrictModel
-from bondfolio.inputs.snapshot import Tier
+from bondfolio.inputs.kinds import Tier
 
 __all__ = [
     "RAY",

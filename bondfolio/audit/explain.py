@@ -38,7 +38,7 @@ from bondfolio.errors import BondfolioError
 from bondfolio.inputs.scenarios import tail_weights
 from bondfolio.inputs.universe import Universe
 from bondfolio.solver.decision import Decision
-from bondfolio.solver.diagnose import HARD_KINDS, format_bound, step_of
+from bondfolio.solver.diagnose import format_bound, step_of
 from bondfolio.solver.program import OBJECTIVE_SCALE, Program, Solution
 from bondfolio.solver.record import DecisionRecord, load_decision
 
@@ -142,7 +142,8 @@ def explain(decision: DecisionRecord | Decision | str | Path | Mapping[str, Any]
 
 def _binding(record: DecisionRecord, program: Program, snap: Any, pol: Any, hold: Any, base: Solution | None,
              max_exact: int, notes: list[str]) -> list[dict[str, Any]]:
-    rows = [r.model_dump() for r in record.constraints if r.binding and r.kind not in HARD_KINDS]
+    builtin = {c.label for c in program.constraints if not c.relaxable}
+    rows = [r.model_dump() for r in record.constraints if r.binding and r.constraint not in builtin]
     at_zero = sum(1 for r in record.constraints if r.binding and r.kind == "long_only")
     if at_zero:
         notes.append(f"{at_zero} positions sit at zero (long-only); see 'not held'")
@@ -244,9 +245,10 @@ def _positions(program: Program, x: Point, rows: list[dict[str, Any]], notes: li
     net = marginal_yield - failure - risk - carry
     costs = left - marginal_yield, right - marginal_yield  # zero off the rate curves
     prices = _constraint_prices(program, x, rows, notes, multipliers)
+    own_bounds = {c.label for c in program.constraints if c.own_bound}
     out = []
     for i, oid in enumerate(u.ids):
-        own = [r["constraint"] for r in rows if r["binding"] and r["row"] == oid and r["kind"] in _OWN_BOUNDS]
+        own = [r["constraint"] for r in rows if r["binding"] and r["row"] == oid and r["constraint"] in own_bounds]
         if abs(w[i]) <= 5e-9:
             status = "not held"
         elif own:
@@ -268,9 +270,6 @@ def _positions(program: Program, x: Point, rows: list[dict[str, Any]], notes: li
         out.append(entry)
     return sorted(out, key=lambda p: -abs(p["weight"]))
 
-
-#: Families whose rows bound one position each (a position's "own" bounds).
-_OWN_BOUNDS = frozenset({"max_weight", "min_weight", "liquidity_share", "tvl_share", "no_new_deposits", "long_only"})
 
 #: Largest universe for which constraint prices are computed (finite differences: 2 n evaluations of
 #: every shared family).
@@ -299,7 +298,7 @@ def _constraint_prices(program: Program, x: Point, rows: list[dict[str, Any]], n
         m = len(comp.rows.labels)
         duals = np.array([r["dual"] if r["dual"] is not None else 0.0 for r in rows[k:k + m]])
         k += m
-        if comp.constraint.kind in _OWN_BOUNDS or not np.any(duals):
+        if comp.constraint.own_bound or not np.any(duals):
             continue
         label = comp.constraint.label
         tail = multipliers.get(f"{label}:tail")

@@ -21,7 +21,7 @@ import cvxpy as cp
 import numpy as np
 
 from bondfolio.constraints.variables import Point, Vars
-from bondfolio.errors import InputError
+from bondfolio.errors import ConstraintCompileError, InputError
 from bondfolio.inputs.policy import ConstraintSpec
 from bondfolio.inputs.universe import Universe
 
@@ -60,11 +60,12 @@ class Rows:
 class ParamSet:
     """Named cvxpy Parameters created from arrays, updatable in place for re-solves."""
 
-    def __init__(self, arrays: Mapping[str, np.ndarray], nonneg: Sequence[str] = ()) -> None:
+    def __init__(self, arrays: Mapping[str, np.ndarray], nonneg: Sequence[str] = (), owner: str = "") -> None:
         self._params: dict[str, cp.Parameter] = {}
         for name, value in arrays.items():
             value = np.asarray(value, dtype=float)
-            self._params[name] = cp.Parameter(value.shape, name=name, value=value, nonneg=name in nonneg)
+            label = f"{owner}:{name}" if owner else name  # the family's label, so cvxpy's messages name it
+            self._params[name] = cp.Parameter(value.shape, name=label, value=value, nonneg=name in nonneg)
 
     def __getitem__(self, name: str) -> cp.Parameter:
         return self._params[name]
@@ -155,6 +156,15 @@ class Constraint(ConstraintSpec):
 
     requires_holdings: ClassVar[bool] = False
     """Whether the family compares against current holdings (an error without them)."""
+    dcp_rows_all: ClassVar[bool] = False
+    """Check the curvature of every row, not only the first of each side (rows of one family share
+    one formula; families whose rows differ in form set this)."""
+    relaxable: ClassVar[bool] = True
+    """Whether an infeasibility diagnosis may propose relaxing it (false for the built-in physical
+    facts: the budget, long-only deposits, no deposits into frozen markets)."""
+    own_bound: ClassVar[bool] = False
+    """Whether each row bounds one position on its own (row label = the opportunity id): explanations
+    report these as the position's own bounds rather than as shared constraints."""
     bound_side: ClassVar[str | None] = None
     """``"upper"`` or ``"lower"`` for families whose rows are simple bounds ``w_i <= b`` / ``w_i >= b``
     with the indices in ``rows.structure["idx"]``: the solver folds all of them into one bound vector
@@ -203,7 +213,7 @@ class Constraint(ConstraintSpec):
     def compile(self, u: Universe, v: Vars, rows: Rows | None = None) -> Compiled:
         """Compile against variables ``v``: ``lower <= f <= upper`` with bounds as Parameters."""
         rows = self.resolve_checked(u) if rows is None else rows
-        params = ParamSet(rows.coefficients, rows.nonneg)
+        params = ParamSet(rows.coefficients, rows.nonneg, owner=self.label)
         expr = self.expression(rows, params, v)
         if expr.shape == ():
             expr = cp.reshape(expr, (1,), order="C")
@@ -214,7 +224,7 @@ class Constraint(ConstraintSpec):
             and upper_idx.size == len(rows.labels)
             and bool(np.all(rows.lower == rows.upper))
         )
-        bounds = ParamSet(_bound_arrays(rows, lower_idx, upper_idx, equality))
+        bounds = ParamSet(_bound_arrays(rows, lower_idx, upper_idx, equality), owner=f"{self.label}:bound")
         cvx: list[cp.Constraint] = []
         if equality:
             cvx.append(expr == bounds["eq"])
@@ -223,7 +233,30 @@ class Constraint(ConstraintSpec):
                 cvx.append(_pick(expr, lower_idx, len(rows.labels)) >= bounds["lo"])
             if upper_idx.size:
                 cvx.append(_pick(expr, upper_idx, len(rows.labels)) <= bounds["hi"])
+        self._check_dcp(expr, rows, lower_idx, upper_idx, equality)
         return Compiled(self, rows, params, lower_idx, upper_idx, equality, cvx, bounds, expr=expr)
+
+    def _check_dcp(self, expr: cp.Expression, rows: Rows, lower_idx: np.ndarray, upper_idx: np.ndarray,
+                   equality: bool) -> None:
+        """Raise a :class:`~bondfolio.errors.BondfolioError` naming this family and its first offending
+        row when a bounded side is not DCP (an upper bound needs a convex row, a lower bound a concave
+        row, an equality an affine row), instead of a bare cvxpy error at solve time."""
+        m = len(rows.labels)
+        sides = [("equality", np.arange(m), "affine")] if equality else []
+        if not equality:
+            sides += [("lower bound", lower_idx, "concave"), ("upper bound", upper_idx, "convex")]
+        for side, idx, needed in sides:
+            for r in idx:
+                row = expr[int(r)] if m > 1 else expr
+                ok = {"affine": row.is_affine, "concave": row.is_concave, "convex": row.is_convex}[needed]()
+                if not ok:
+                    raise ConstraintCompileError(
+                        f"constraint '{self.label}' ({type(self).__name__}): row '{rows.labels[int(r)]}' has a "
+                        f"{side} but its expression is not {needed} (cvxpy curvature "
+                        f"{row.curvature}), so the program would not be convex (DCP): bound it on the other side "
+                        "or reformulate the family's expression")
+                if not self.dcp_rows_all:
+                    break
 
     def update(self, compiled: Compiled, u: Universe) -> None:
         """Re-resolve on a new universe and assign the new numbers to the compiled parameters."""

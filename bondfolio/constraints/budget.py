@@ -34,6 +34,7 @@ class Budget(Constraint):
     """
 
     kind: Literal["budget"] = "budget"
+    relaxable: ClassVar[bool] = False
     allow_cash: bool = False
     """Whether idle cash may be held."""
     min_cash: Fraction = 0.0

@@ -17,6 +17,7 @@ from bondfolio.constraints.bands import _Band, check_interval
 from bondfolio.constraints.base import Constraint, ParamSet, Rows
 from bondfolio.constraints.select import Selector
 from bondfolio.constraints.variables import Point, Vars
+from bondfolio.inputs.kinds import Kind
 from bondfolio.inputs.universe import Universe
 
 __all__ = ["HedgeBudget", "HedgeRatio", "NetDelta"]
@@ -70,7 +71,7 @@ class HedgeRatio(Constraint):
     attribute: str = "duration"
     min: float | None = Field(default=None, ge=0.0)
     max: float | None = Field(default=None, ge=0.0)
-    hedges: Selector = Field(default_factory=lambda: Selector(kind=("hedge",)))
+    hedges: Selector = Field(default_factory=lambda: Selector(kind=(Kind.hedge,)))
     """Which positions hedge (all hedges by default)."""
     exposed: Selector = Field(default_factory=Selector)
     """Whose exposure is hedged (every deposit by default; hedges are never counted here)."""

@@ -24,6 +24,7 @@ class _MarketShare(Constraint):
 
     field: ClassVar[str] = ""
     bound_side: ClassVar[str | None] = "upper"
+    own_bound: ClassVar[bool] = True
 
     def resolve(self, u: Universe) -> Rows:
         mask = self.select.mask(u, self.label) & ~u.hedge

@@ -9,6 +9,7 @@ from pydantic import BeforeValidator
 
 from bondfolio.errors import InputError
 from bondfolio.inputs.base import StrictModel
+from bondfolio.inputs.kinds import Kind
 from bondfolio.inputs.universe import Universe
 
 __all__ = ["Selector"]
@@ -21,7 +22,16 @@ def _listify(value: object) -> object:
     return tuple(value) if isinstance(value, list) else value
 
 
+def _kinds(value: object) -> object:
+    # strict mode after a before-validator takes no strings for enums: convert here (ValueError names it)
+    listed = _listify(value)
+    if isinstance(listed, tuple):
+        return tuple(Kind(v) if isinstance(v, str) else v for v in listed)
+    return listed
+
+
 Names = Annotated[tuple[str, ...] | None, BeforeValidator(_listify)]
+Kinds = Annotated[tuple[Kind, ...] | None, BeforeValidator(_kinds)]
 
 
 class Selector(StrictModel):
@@ -38,7 +48,8 @@ class Selector(StrictModel):
     protocol: Names = None
     chain: Names = None
     asset: Names = None
-    kind: Names = None
+    kind: Kinds = None
+    """Opportunity kinds (:class:`~bondfolio.inputs.kinds.Kind`)."""
     tier: Names = None
     market: Names = None
     tags: Names = None

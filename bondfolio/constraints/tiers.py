@@ -10,7 +10,7 @@ from pydantic import Field, model_validator
 
 from bondfolio.constraints.base import Constraint, ParamSet, Rows
 from bondfolio.constraints.variables import Point, Vars
-from bondfolio.inputs.snapshot import Tier
+from bondfolio.inputs.kinds import Tier
 from bondfolio.inputs.universe import Universe
 
 __all__ = ["TierShare"]

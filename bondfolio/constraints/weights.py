@@ -23,6 +23,7 @@ class _WeightBound(Constraint):
     """Per-id bounds overriding the common one; each id must be selected."""
 
     bound_side: ClassVar[str | None] = "upper"
+    own_bound: ClassVar[bool] = True
 
     def _bound(self) -> float | None:
         raise NotImplementedError
@@ -97,6 +98,7 @@ class LongOnly(_WeightBound):
 
     kind: Literal["long_only"] = "long_only"
     policy_kind: ClassVar[bool] = False
+    relaxable: ClassVar[bool] = False
     bound_side: ClassVar[str | None] = "lower"
 
     def _bound(self) -> float | None:
@@ -116,6 +118,7 @@ class NoNewDeposits(_WeightBound):
 
     kind: Literal["no_new_deposits"] = "no_new_deposits"
     policy_kind: ClassVar[bool] = False
+    relaxable: ClassVar[bool] = False
 
     def _bound(self) -> float | None:
         return None

@@ -2,16 +2,15 @@
 
 from bondfolio.inputs.base import StrictModel, canonical_json, sha256_hex
 from bondfolio.inputs.holdings import Holdings, load_holdings
+from bondfolio.inputs.kinds import Kind, Tier
 from bondfolio.inputs.policy import ConstraintSpec, Objective, Policy, SolverSettings, constraint_kinds, load_policy
 from bondfolio.inputs.snapshot import (
     AsOf,
     ChainBlock,
     FactorRisk,
-    Kind,
     Opportunity,
     RiskModel,
     Snapshot,
-    Tier,
     load_snapshot,
 )
 from bondfolio.inputs.universe import Universe

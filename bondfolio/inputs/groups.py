@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from bondfolio.inputs.kinds import Kind
+
 __all__ = ["ATTRIBUTES", "attribute_values", "group_keys", "groups", "members", "split_group", "tag_keys"]
 
 #: Text attributes every opportunity has, usable as group keys (besides tag keys).
@@ -94,5 +96,5 @@ def members(opportunities: Sequence[Any], group: str, deposits_only: bool = True
     else:
         return None
     if deposits_only:
-        mask &= np.array([_text(o.kind) != "hedge" for o in opportunities], dtype=bool)
+        mask &= np.array([o.kind is not Kind.hedge for o in opportunities], dtype=bool)
     return mask

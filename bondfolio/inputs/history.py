@@ -42,7 +42,8 @@ import numpy as np
 import pandas as pd
 
 from bondfolio.errors import InputError
-from bondfolio.inputs.snapshot import PSD_TOLERANCE, FactorRisk, Kind, RiskModel, Snapshot, load_snapshot
+from bondfolio.inputs.kinds import Kind
+from bondfolio.inputs.snapshot import PSD_TOLERANCE, FactorRisk, RiskModel, Snapshot, load_snapshot
 
 __all__ = ["ACCRUAL_SCALE", "PRICE_SCALE", "RiskEstimate", "estimate_risk", "read_history"]
 

@@ -33,7 +33,7 @@ from pydantic import Field, field_validator, model_validator
 from bondfolio.errors import InputError
 from bondfolio.inputs.base import StrictModel, read_source, validate_document
 from bondfolio.inputs.groups import ATTRIBUTES
-from bondfolio.inputs.snapshot import Kind
+from bondfolio.inputs.kinds import Kind
 from bondfolio.inputs.universe import Universe
 
 __all__ = ["CustomScenario", "Depeg", "Freeze", "ScenarioSet", "ScenarioSettings", "build_scenarios", "cvar",

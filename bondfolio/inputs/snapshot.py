@@ -8,7 +8,6 @@ in years.
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -27,6 +26,7 @@ from bondfolio.inputs.base import (
     validate_document,
 )
 from bondfolio.inputs.failure import FailureModel, source_problems
+from bondfolio.inputs.kinds import Kind, Tier
 
 __all__ = [
     "PSD_TOLERANCE",
@@ -54,27 +54,6 @@ PSD_TOLERANCE = 1e-10
 
 #: Relative tolerance for symmetry: ``|S - S'| <= SYMMETRY_TOLERANCE * max|S|`` entrywise.
 SYMMETRY_TOLERANCE = 1e-12
-
-
-class Kind(StrEnum):
-    """How a position's value responds to rates."""
-
-    floating = "floating"
-    """Variable-rate deposit (lending markets, savings vaults): duration close to 0."""
-    fixed = "fixed"
-    """Fixed rate to a maturity (principal tokens, T-bills): duration close to time to maturity."""
-    vault = "vault"
-    """A managed vault over other positions."""
-    hedge = "hedge"
-    """A hedge instrument with signed notional (weights may be negative); not counted in the budget."""
-
-
-class Tier(StrEnum):
-    """The book a position belongs to."""
-
-    core = "core"
-    yield_ = "yield"
-    hedge = "hedge"
 
 
 class KinkedCurve(StrictModel):

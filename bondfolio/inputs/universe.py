@@ -17,7 +17,8 @@ from bondfolio.inputs import groups as vocabulary
 from bondfolio.inputs.failure import FailureEvents, failure_events
 from bondfolio.inputs.groups import ATTRIBUTES
 from bondfolio.inputs.holdings import Holdings
-from bondfolio.inputs.snapshot import Kind, Snapshot
+from bondfolio.inputs.kinds import Kind
+from bondfolio.inputs.snapshot import Snapshot
 
 __all__ = ["NUMERIC_FIELDS", "Universe"]
 

@@ -33,10 +33,8 @@ from bondfolio.constraints.base import Constraint, ParamSet, Rows
 from bondfolio.constraints.variables import Vars
 from bondfolio.inputs.universe import Universe
 
-__all__ = ["HARD_KINDS", "STEPS", "Diagnosis", "Relaxation", "diagnose", "format_bound", "step_of"]
+__all__ = ["STEPS", "Diagnosis", "Relaxation", "diagnose", "format_bound", "step_of"]
 
-#: Families that are never relaxed.
-HARD_KINDS = frozenset({"budget", "long_only", "no_new_deposits"})
 
 #: Natural increment per unit (the weight of a unit of slack is 1 / step); 0.01 otherwise.
 STEPS: dict[str, float] = {"years": 0.1}
@@ -147,7 +145,7 @@ class _Elastic:
         self.constraints = constraints
         self.rows = rows
         self.solver = solver
-        self.hard = {i for i, c in enumerate(constraints) if c.kind in HARD_KINDS}
+        self.hard = {i for i, c in enumerate(constraints) if not c.relaxable}
         self.solves = 0
 
     def solve(self, present: set[int], relax: set[int]) -> tuple[str, float, list[Relaxation]]:
