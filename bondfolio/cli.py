@@ -26,6 +26,9 @@ __all__ = ["main", "write_atomic"]
 EPILOG = "exit codes: 0 ok, 2 invalid input, 3 infeasible policy, 4 solver failure"
 REPLAY_EPILOG = EPILOG + ", 5 the replay differs from the record"
 
+#: Formats ``bondfolio schema`` prints.
+SCHEMAS: tuple[str, ...] = ("snapshot", "holdings", "policy", "decision")
+
 #: Exit code of a replay whose answer differs from the record.
 REPLAY_DIFFERS = 5
 SNAPSHOT_EPILOG = EPILOG + ", 6 chain or RPC failure"
@@ -165,9 +168,10 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--points", type=int, default=25, metavar="N", help="frontier points (0: no frontier)")
     rep.add_argument("--no-resolve", action="store_true", help="dual estimates only for binding constraints")
 
-    sch = sub.add_parser("schema", help="print the JSON Schema of an input format",
-                         description="Print the JSON Schema of the snapshot, holdings or policy format.")
-    sch.add_argument("which", choices=("snapshot", "holdings", "policy"), nargs="?", default="snapshot",
+    sch = sub.add_parser("schema", help="print the JSON Schema of a file format",
+                         description="Print the JSON Schema of the snapshot, holdings, policy or decision record "
+                                     "format.")
+    sch.add_argument("which", choices=SCHEMAS, nargs="?", default="snapshot",
                      help="which format (default: snapshot)")
     return parser
 
@@ -318,7 +322,8 @@ def _schema(args: argparse.Namespace) -> int:
 
 
 def schema(which: str) -> dict[str, Any]:
-    """JSON Schema of an input format; the policy's constraints are a union tagged by ``kind``."""
+    """JSON Schema of a file format (:data:`SCHEMAS`); the policy's constraints are a union tagged by
+    ``kind``."""
     from typing import Annotated, Union
 
     from pydantic import Field, create_model
@@ -329,6 +334,12 @@ def schema(which: str) -> dict[str, Any]:
         return Snapshot.model_json_schema(by_alias=True)
     if which == "holdings":
         return Holdings.model_json_schema(by_alias=True)
+    if which == "decision":
+        from bondfolio.solver.record import DecisionRecord
+
+        return DecisionRecord.model_json_schema(by_alias=True)
+    if which != "policy":
+        raise InputError(f"no schema '{which}': choose one of {list(SCHEMAS)}")
     kinds = tuple(constraint_kinds().values())
     union = Annotated[Union[kinds], Field(discriminator="kind")]  # type: ignore[valid-type]  # noqa: UP007
     model = create_model("Policy", __base__=Policy, constraints=(tuple[union, ...], ()))

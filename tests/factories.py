@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 
+from bondfolio.solver.api import allocate
+from bondfolio.solver.decision import Decision
 from bondfolio.solver.record import HASH_KEY, record_sha256
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,3 +55,20 @@ def reseal(record: dict[str, Any]) -> dict[str, Any]:
     """``record`` with ``record_sha256`` recomputed: a forged record that passes the seal, for tests of
     what readers do with content the seal alone cannot catch."""
     return {**record, HASH_KEY: record_sha256(record)}
+
+
+#: Weights: the independent check's tolerance (solvers stop at a 1e-9 gap).
+WTOL = 1e-7
+#: bp figures from duals and re-solves: 1e-3 bp (duals are accurate to ~1e-7 in APY units).
+BPTOL = 1e-3
+
+
+def example_decision() -> Decision:
+    """The bundled example treasury, allocated."""
+    return allocate(EXAMPLE / "snapshot.json", EXAMPLE / "policy.toml", EXAMPLE / "holdings.json")
+
+
+def two_assets() -> tuple[dict[str, Any], dict[str, Any]]:
+    """A at 6 % capped at 30 %, B at 4 %: A 30 %, B 70 %; A's cap is worth 6 % - 4 % per unit."""
+    snap = snapshot([opportunity("a", 0.06, protocol="pa"), opportunity("b", 0.04, protocol="pb")])
+    return snap, policy({"kind": "max_weight", "limits": {"a": 0.3}})

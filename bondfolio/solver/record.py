@@ -67,7 +67,7 @@ def input_sha256(data: Any) -> str | None:
 
 # ---------------------------------------------------------------------------------------------- parts
 class _Part(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
 class AllocationRow(_Part):
@@ -248,7 +248,7 @@ class DecisionRecord(_Part):
     inputs: RecordInputs | None = None
     """The canonical inputs (absent for records written with ``--no-embed``)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, use_attribute_docstrings=True)
     _label: str = PrivateAttr(default="decision")
 
     # ------------------------------------------------------------------ building and writing

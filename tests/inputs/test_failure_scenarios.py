@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
 from bondfolio.errors import InputError
-from bondfolio.inputs import Universe, load_snapshot
+from bondfolio.inputs import Kind, Universe, load_snapshot
 from bondfolio.inputs.scenarios import ScenarioSettings, build_scenarios, cvar, load_scenarios
 from tests.factories import opportunity, snapshot
 
@@ -143,3 +144,39 @@ def test_cvar_by_sorting_matches_hand_values() -> None:
 def test_scenario_errors(settings: dict[str, Any], message: str) -> None:
     with pytest.raises(InputError, match=message):
         build_scenarios(universe(FAILURE), load_scenarios(settings))
+
+
+def test_every_group_key_of_the_vocabulary_names_failure_sources_and_scenarios() -> None:
+    # the group vocabulary is one: "tier:yield" works for a failure source and a custom scenario as it
+    # does for group_cap by = "tier" (c is the only yield-tier deposit; the hedge is never a member)
+    failure = {"sources": [{"group": "tier:yield", "probability": 0.02, "loss_given_failure": 0.5}], "rule": None}
+    snap = book(failure)
+    snap["opportunities"][2]["tier"] = "yield"
+    u = Universe.build(load_snapshot(snap), None, NAV)
+    assert u.failure is not None and u.failure.names == ["tier:yield"]
+    assert u.failure.members.tolist() == [[False, False, True, False]]
+    assert u.expected_loss_rate.tolist() == pytest.approx([0.0, 0.0, 0.01, 0.0], abs=1e-15)
+    losses = {"tier:yield": 0.2, "kind:floating": 0.05}
+    settings = load_scenarios({"failures": False, "rate_shocks_bp": [], "freeze": False, "samples": 0,
+                               "custom": [{"name": "yield book", "probability": 0.1, "losses": losses}]})
+    s = build_scenarios(u, settings)
+    assert s.names == ["yield book", "no event"]
+    assert s.losses[0].tolist() == pytest.approx([0.05, 0.05, 0.2, 0.0])
+
+
+def test_freeze_kinds_are_opportunity_kinds() -> None:
+    with pytest.raises(InputError, match=r"freeze\.Freeze\.kinds\.0.*'floating', 'fixed', 'vault' or 'hedge' "
+                                         r"\(got 'flaoting'\)"):
+        load_scenarios({"freeze": {"kinds": ["flaoting"]}})
+
+
+def test_freeze_can_be_switched_off_from_toml(tmp_path: Path) -> None:
+    # TOML has no null: false turns the freeze off, true keeps its defaults
+    path = tmp_path / "scenarios.toml"
+    path.write_text("freeze = false\nsamples = 0\n")
+    assert load_scenarios(path).freeze is None
+    path.write_text("freeze = true\n")
+    on = load_scenarios(path).freeze
+    assert on is not None and on.haircut == 0.02 and on.kinds == (Kind.floating, Kind.vault)
+    s = build_scenarios(universe(FAILURE), load_scenarios({"freeze": False, "samples": 0}))
+    assert "freeze" not in s.names
