@@ -13,18 +13,17 @@ never mixes blocks.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, localcontext
-from typing import Annotated, Any, ClassVar
+from typing import Any, ClassVar
 
 from eth_abi import decode, encode
 from eth_utils import function_signature_to_4byte_selector, to_checksum_address
-from pydantic import AfterValidator, Field, field_validator
+from pydantic import Field, field_validator
 
 from bondfolio.errors import MarketError
-from bondfolio.inputs.base import StrictModel
+from bondfolio.inputs.base import Address, StrictModel
 from bondfolio.inputs.kinds import Tier
 
 __all__ = [
@@ -48,7 +47,6 @@ MULTICALL3 = "0xcA11bde05977b3631167028862bE2a173976CA11"
 RAY = 10**27
 WAD = 10**18
 SECONDS_PER_YEAR = 365 * 24 * 3600
-ADDRESS = r"^0x[0-9a-fA-F]{40}$"
 
 
 def fraction(numerator: int, denominator: int) -> float:
@@ -248,16 +246,6 @@ class ReadContext:
     timestamp: int
     chain: str
     older_block_timestamp: Callable[[int], int] = field(default=lambda n: 0)
-
-
-def checksum(value: str, what: str = "address") -> str:
-    if not re.match(ADDRESS, value):
-        raise ValueError(f"{what} {value!r} is not a 0x-prefixed 20-byte hex address")
-    return to_checksum_address(value)
-
-
-Address = Annotated[str, AfterValidator(checksum)]
-"""A 0x-prefixed 20-byte hex address, stored checksummed."""
 
 
 def run_lockstep(

@@ -9,29 +9,37 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, ClassVar, TypeVar
 
 import numpy as np
+from eth_utils import to_checksum_address
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
     PlainSerializer,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
     ValidationError,
     WithJsonSchema,
+    model_serializer,
 )
 
 from bondfolio.errors import InputError
 
 __all__ = [
+    "Address",
     "Amount",
     "Apy",
     "Fraction",
     "Matrix",
+    "OmitUnset",
     "StrictModel",
     "Vector",
     "Years",
@@ -54,6 +62,33 @@ class StrictModel(BaseModel):
         use_attribute_docstrings=True,
     )
 
+
+class OmitUnset(BaseModel):
+    """Mixin for models that grew optional parts after records were written: the fields named in
+    :attr:`omit_when_none` are left out of the dump when they are ``None``, so the canonical form (and
+    every sha256 over it) of a document that does not use them is what it was before they existed."""
+
+    omit_when_none: ClassVar[tuple[str, ...]] = ()
+
+    @model_serializer(mode="wrap")
+    def _omit_unset(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:
+        data = handler(self)
+        if isinstance(data, dict):
+            for key in type(self).omit_when_none:
+                if key in data and data[key] is None:
+                    del data[key]
+        return data
+
+
+def checksum_address(value: str, what: str = "address") -> str:
+    """``value`` as a checksummed address; ``ValueError`` unless it is 0x + 40 hex digits."""
+    if not isinstance(value, str) or not re.match(r"^0x[0-9a-fA-F]{40}$", value):
+        raise ValueError(f"{what} {value!r} is not a 0x-prefixed 20-byte hex address")
+    return str(to_checksum_address(value))
+
+
+Address = Annotated[str, AfterValidator(checksum_address)]
+"""A 0x-prefixed 20-byte hex address, stored checksummed."""
 
 # Domain quantities. Units are part of the name; field docstrings repeat them.
 Apy = Annotated[float, Field(ge=-1.0, le=10.0)]

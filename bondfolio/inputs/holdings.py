@@ -7,14 +7,37 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from bondfolio.inputs.base import Amount, StrictModel, read_source, validate_document
+from bondfolio.inputs.base import Address, Amount, OmitUnset, StrictModel, read_source, validate_document
 
-__all__ = ["HOLDINGS_SCHEMA", "Holdings", "load_holdings"]
+__all__ = ["HOLDINGS_SCHEMA", "Holdings", "IdleBalance", "PositionUnits", "load_holdings"]
 
 HOLDINGS_SCHEMA = "bondfolio.holdings/1"
 
 
-class Holdings(StrictModel):
+class PositionUnits(StrictModel):
+    """A position as the chain measures it (token base units, exact integers)."""
+
+    units: int = Field(ge=0)
+    """In the position's measure (see :mod:`bondfolio.inputs.execution`): aToken or Comet balance,
+    vault or Morpho supply shares, PT."""
+    assets: int = Field(ge=0)
+    """What those units are worth in the asset's base units at the read block (rounded down)."""
+
+
+class IdleBalance(StrictModel):
+    """An asset the account holds outside every market (counted in ``cash``)."""
+
+    chain: str
+    token: Address
+    symbol: str
+    decimals: int = Field(ge=0, le=36)
+    units: int = Field(ge=0)
+    """Token base units."""
+    value: Amount
+    """Base currency."""
+
+
+class Holdings(OmitUnset, StrictModel):
     """Positions held now, by opportunity id, and idle cash.
 
     ``unit`` says what the position amounts are: ``base`` (base currency, the default) or ``tokens``
@@ -29,6 +52,16 @@ class Holdings(StrictModel):
     """Amount held per opportunity id, in ``unit``."""
     cash: Amount = 0.0
     """Idle cash in base currency."""
+    account: Address | None = None
+    """The account (a Safe) whose positions these are, when read from the chain."""
+    blocks: dict[str, int] | None = None
+    """Block number each chain was read at (``bondfolio holdings``)."""
+    units: dict[str, PositionUnits] | None = None
+    """Per opportunity id, the position in token base units as read from the chain."""
+    idle: tuple[IdleBalance, ...] | None = None
+    """Per asset, the account's balance outside the markets (its sum is ``cash``)."""
+
+    omit_when_none = ("account", "blocks", "units", "idle")
 
     model_config = StrictModel.model_config | {"populate_by_name": True, "serialize_by_alias": True}
 

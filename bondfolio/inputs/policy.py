@@ -23,11 +23,12 @@ from typing import Annotated, Any, ClassVar
 
 from pydantic import BeforeValidator, Field, SerializeAsAny, field_validator
 
-from bondfolio.inputs.base import StrictModel, parse_tagged, read_source, validate_document
+from bondfolio.inputs.base import Amount, Fraction, OmitUnset, StrictModel, parse_tagged, read_source, validate_document
 
 __all__ = [
     "DEFAULT_SOLVERS",
     "ConstraintSpec",
+    "ExecutionSettings",
     "Objective",
     "Policy",
     "SolverSettings",
@@ -151,10 +152,27 @@ class SolverSettings(StrictModel):
         return upper
 
 
+class ExecutionSettings(StrictModel):
+    """``[execution]``: how a decision becomes transactions (see :mod:`bondfolio.execution`)."""
+
+    min_trade: Amount = 0.0
+    """Trades smaller than this (base currency) are dropped from the plan: dust costs more gas than it moves."""
+    max_legs: int | None = Field(default=None, ge=1)
+    """Most protocol actions (withdrawals and deposits) per plan; the smallest trades beyond are dropped."""
+    liquidity_margin: Fraction = 0.0
+    """Share of a market's free liquidity a withdrawal leaves untouched (other withdrawals may land first)."""
+    max_slippage_bp: float = Field(default=50.0, ge=0.0, le=10_000.0)
+    """Worst acceptable price of a swap or bridge intent, basis points below par."""
+    gas_per_leg: Amount | None = None
+    """Gas cost of one leg in base currency, for snapshots without chain data (no base fee)."""
+    native_price: dict[str, float] = Field(default_factory=dict)
+    """Base currency per native token by chain, where the snapshot does not record it."""
+
+
 ConstraintList = Annotated[tuple[SerializeAsAny[ConstraintSpec], ...], BeforeValidator(_parse_constraints)]
 
 
-class Policy(StrictModel):
+class Policy(OmitUnset, StrictModel):
     """An investment policy: NAV, objective, solver settings and constraints."""
 
     name: str = Field(min_length=1)
@@ -165,6 +183,10 @@ class Policy(StrictModel):
     solver: SolverSettings = Field(default_factory=SolverSettings)
     constraints: ConstraintList = ()
     """The constraints, each a table with a ``kind`` and its parameters."""
+    execution: ExecutionSettings | None = None
+    """``[execution]``: plan settings (minimum trade, legs, liquidity margin, intents' worst price)."""
+
+    omit_when_none = ("execution",)
 
 
 def load_policy(source: Policy | str | Path | dict[str, Any]) -> Policy:

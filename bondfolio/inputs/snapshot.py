@@ -18,6 +18,7 @@ from bondfolio.inputs.base import (
     Amount,
     Apy,
     Matrix,
+    OmitUnset,
     StrictModel,
     Vector,
     Years,
@@ -25,6 +26,7 @@ from bondfolio.inputs.base import (
     subject_in_list,
     validate_document,
 )
+from bondfolio.inputs.execution import Execution
 from bondfolio.inputs.failure import FailureModel, source_problems
 from bondfolio.inputs.kinds import Kind, Tier
 
@@ -114,7 +116,7 @@ class AmmCurve(StrictModel):
 RateCurve = Annotated[KinkedCurve | AdaptiveCurve | DilutionCurve | AmmCurve, Field(discriminator="model")]
 
 
-class Opportunity(StrictModel):
+class Opportunity(OmitUnset, StrictModel):
     """One position the portfolio may hold."""
 
     id: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:/@+-]+$")
@@ -167,6 +169,11 @@ class Opportunity(StrictModel):
     margin: float = Field(default=0.0, ge=0.0, le=1.0)
     """Hedges only: collateral posted per unit of notional, a fraction; it comes out of NAV (the
     budget), so margin for a hedge of 50 % of NAV at 10 % margin takes 5 % of NAV from deposits."""
+    execution: Execution | None = None
+    """What it takes to transact in the market (addresses, decimals, liquidity, headroom), as the
+    reader found it; an opportunity without it gets no legs in an execution plan."""
+
+    omit_when_none = ("execution",)
 
     @field_validator("maturity")
     @classmethod
@@ -236,12 +243,20 @@ class RiskModel(StrictModel):
         return self
 
 
-class ChainBlock(StrictModel):
+class ChainBlock(OmitUnset, StrictModel):
     """The block a chain's state was read at."""
 
     chain_id: int | None = Field(default=None, ge=1)
     block_number: int | None = Field(default=None, ge=0)
     block_hash: str | None = Field(default=None, pattern=r"^0x[0-9a-fA-F]{64}$")
+    block_timestamp: int | None = Field(default=None, ge=0)
+    """Unix seconds of the block."""
+    base_fee_wei: int | None = Field(default=None, ge=0)
+    """The block's base fee per gas (EIP-1559), wei."""
+    native_price: float | None = Field(default=None, gt=0.0)
+    """Base currency per native token (ETH), for gas costs; from MARKETS.toml ``[chains.X] native_price``."""
+
+    omit_when_none = ("block_timestamp", "base_fee_wei", "native_price")
 
 
 class AsOf(StrictModel):
