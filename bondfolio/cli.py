@@ -1,9 +1,9 @@
-"""Command line: ``bondfolio allocate | validate | snapshot | risk-model | stress | replay | explain | diff |
-frontier | report | schema``.
+"""Command line: ``bondfolio allocate | validate | snapshot | holdings | plan | risk-model | stress | replay |
+explain | diff | frontier | report | schema``.
 
 Exit codes: 0 ok, 2 invalid input (including a decision record that fails verification), 3
-infeasible (with a diagnosis), 4 solver failure, 5 a replay that differs, 6 chain failure (1 for
-anything unexpected).
+infeasible (with a diagnosis), 4 solver failure, 5 a replay that differs, 6 chain failure, 8 a plan
+that is flagged (not clean) or no longer fits the chain (1 for anything unexpected).
 ``--out`` files are written atomically (a temporary file in the same folder, then renamed) and only
 on success, so a failed run never leaves a partial or stale-looking file behind.
 """
@@ -27,11 +27,15 @@ EPILOG = "exit codes: 0 ok, 2 invalid input, 3 infeasible policy, 4 solver failu
 REPLAY_EPILOG = EPILOG + ", 5 the replay differs from the record"
 
 #: Formats ``bondfolio schema`` prints.
-SCHEMAS: tuple[str, ...] = ("snapshot", "holdings", "policy", "decision")
+SCHEMAS: tuple[str, ...] = ("snapshot", "holdings", "policy", "decision", "plan")
 
 #: Exit code of a replay whose answer differs from the record.
 REPLAY_DIFFERS = 5
 SNAPSHOT_EPILOG = EPILOG + ", 6 chain or RPC failure"
+
+#: Exit code of ``plan`` when the plan is not clean, or of ``plan --verify`` when it no longer fits.
+PLAN_UNFIT = 8
+PLAN_EPILOG = SNAPSHOT_EPILOG + ", 8 the plan is flagged (not clean) or no longer fits"
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -93,6 +97,40 @@ def _parser() -> argparse.ArgumentParser:
                            "BONDFOLIO_RPC_URL_<CHAIN> or BONDFOLIO_RPC_URL")
     snap.add_argument("--block", type=int, metavar="N", help="block number to pin (default: latest)")
     snap.add_argument("--risk", type=Path, metavar="RISK.toml", help="volatilities of the default factor model")
+
+    hold = sub.add_parser("holdings", help="read an account's positions in every market into a holdings file",
+                          description="Read ACCOUNT's position in every market of MARKETS.toml, and its idle "
+                                      "balance of each asset, at one pinned block per chain, into the holdings format 'bondfolio "
+                                      "allocate' takes (base currency and token base units). Read-only.",
+                          epilog=SNAPSHOT_EPILOG)
+    hold.add_argument("--markets", type=Path, required=True, metavar="MARKETS.toml", help="markets to read")
+    hold.add_argument("--account", required=True, metavar="ADDRESS",
+                      help="the account (a Safe) whose positions to read")
+    hold.add_argument("--out", type=Path, required=True, metavar="HOLDINGS.json", help="where to write (atomic)")
+    hold.add_argument("--rpc", action="append", default=[], metavar="[CHAIN=]URL",
+                      help="JSON-RPC URL for every chain, or CHAIN=URL (repeatable); default: the environment")
+    hold.add_argument("--block", type=int, metavar="N", help="block number to pin (default: latest)")
+
+    pl = sub.add_parser("plan", help="turn a decision into ordered legs and an unsigned Safe batch",
+                        description="Turn DECISION.json into an ordered, verified execution plan for the Safe at "
+                                    "--safe, and the Transaction Builder batch file its owners review and sign; or, "
+                                    "with --verify PLAN.json, re-read the chain and say leg by leg whether a plan "
+                                    "still fits. Read-only: no key, no transaction.",
+                        epilog=PLAN_EPILOG)
+    pl.add_argument("decision", type=Path, nargs="?", metavar="DECISION.json", help="decision record (allocate --out)")
+    pl.add_argument("--safe", metavar="ADDRESS", help="the Safe that holds the positions and executes the batch")
+    pl.add_argument("--multisend", metavar="ADDRESS",
+                    help="MultiSendCallOnly address (default: @safe-global/safe-deployments' for the chain)")
+    pl.add_argument("--safe-version", default="1.4.1", choices=("1.3.0", "1.4.1"), help="the Safe's version")
+    pl.add_argument("--out", type=Path, metavar="PLAN.json", help="write the sealed plan here (atomic)")
+    pl.add_argument("--safe-batch", type=Path, metavar="BATCH.json",
+                    help="write the Transaction Builder batch file here (one chain; BATCH-<chain>.json for several)")
+    pl.add_argument("--format", choices=("table", "json"), default="table")
+    pl.add_argument("--verify", type=Path, metavar="PLAN.json", help="re-read the chain and check a written plan")
+    pl.add_argument("--rpc", action="append", default=[], metavar="[CHAIN=]URL",
+                    help="with --verify: JSON-RPC URL for every chain, or CHAIN=URL (repeatable)")
+    pl.add_argument("--max-age", type=int, default=3600, metavar="SECONDS",
+                    help="with --verify: the oldest snapshot block a plan may be built on (default: 3600)")
 
     rm = sub.add_parser("risk-model", help="estimate a factor risk model from daily history into a snapshot",
                         description="Estimate the snapshot's risk.factors from daily APY and price history "
@@ -234,6 +272,51 @@ def _snapshot(args: argparse.Namespace) -> int:
     return 0
 
 
+def _holdings(args: argparse.Namespace) -> int:
+    from bondfolio.adapters.holdings import read_holdings
+    from bondfolio.adapters.snapshot import environment, load_markets, resolve_rpc, stderr_progress
+
+    _, specs = load_markets(args.markets)
+    rpc = resolve_rpc(sorted({s.chain for s in specs}), args.rpc, environment())
+    holdings, _ = read_holdings(args.markets, rpc, args.account, args.block, stderr_progress)
+    write_atomic(args.out, holdings.model_dump_json(indent=1, by_alias=True) + "\n")
+    if sys.stderr.isatty():
+        print(file=sys.stderr)
+    blocks = ", ".join(f"{c} block {n}" for c, n in (holdings.blocks or {}).items())
+    print(f"holdings of {holdings.account} at {blocks}: {len(holdings.positions)} positions worth "
+          f"{sum(holdings.positions.values()):,.2f}, idle {holdings.cash:,.2f}")
+    print(f"holdings written to {args.out}")
+    return 0
+
+
+def _plan(args: argparse.Namespace) -> int:
+    if args.verify is not None:
+        from bondfolio.adapters.snapshot import environment, resolve_rpc
+        from bondfolio.execution.plan import load_plan
+        from bondfolio.execution.verify import verify_plan
+
+        plan = load_plan(args.verify)
+        rpc = resolve_rpc(sorted({c.chain for c in plan.chains}), args.rpc, environment())
+        result = verify_plan(plan, rpc, args.max_age)
+        sys.stdout.write(json.dumps(result.to_dict(), indent=2) + "\n" if args.format == "json" else result.text())
+        return 0 if result.fits else PLAN_UNFIT
+    if args.decision is None or args.safe is None:
+        raise InputError("plan needs DECISION.json and --safe ADDRESS (or --verify PLAN.json)")
+    from bondfolio.execution.plan import build_plan
+
+    plan = build_plan(args.decision, args.safe, args.multisend, args.safe_version)
+    if args.out:
+        write_atomic(args.out, plan.to_json())
+    if args.safe_batch:
+        files = plan.batch_files()
+        for chain, batch in files.items():
+            path = args.safe_batch if len(files) == 1 else args.safe_batch.with_name(
+                f"{args.safe_batch.stem}-{chain}{args.safe_batch.suffix}")
+            write_atomic(path, json.dumps(batch, indent=2) + "\n")
+    sys.stdout.write(plan.to_json() if args.format == "json" else plan.table())
+    return 0 if plan.clean else PLAN_UNFIT
+
+
 def _risk_model(args: argparse.Namespace) -> int:
     from bondfolio.inputs.history import estimate_risk
 
@@ -338,6 +421,10 @@ def schema(which: str) -> dict[str, Any]:
         from bondfolio.solver.record import DecisionRecord
 
         return DecisionRecord.model_json_schema(by_alias=True)
+    if which == "plan":
+        from bondfolio.execution.plan import Plan
+
+        return Plan.model_json_schema(by_alias=True)
     if which != "policy":
         raise InputError(f"no schema '{which}': choose one of {list(SCHEMAS)}")
     kinds = tuple(constraint_kinds().values())
@@ -351,7 +438,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     handler = {"allocate": _allocate, "validate": _validate, "snapshot": _snapshot, "schema": _schema,
                "risk-model": _risk_model, "stress": _stress, "replay": _replay, "explain": _explain,
-               "diff": _diff, "frontier": _frontier, "report": _report}[args.command]
+               "diff": _diff, "frontier": _frontier, "report": _report, "holdings": _holdings,
+               "plan": _plan}[args.command]
     try:
         return handler(args)
     except BondfolioError as exc:

@@ -60,6 +60,7 @@ def configuration_flags(config: int) -> dict[str, Any]:
         "borrowing_enabled": bool((config >> 58) & 1),
         "paused": bool((config >> 60) & 1),
         "reserve_factor_bps": (config >> 64) & 0xFFFF,
+        "supply_cap": (config >> 116) & ((1 << 36) - 1),
     }
 
 
@@ -119,6 +120,10 @@ class AaveV3Market(MarketSpec):
         scale = 10**decimals
 
         liquidity_rate = fraction(int(reserve[2]), RAY)
+        # supply cap (whole tokens, 0 = none) against the aTokens plus the treasury's accrued share
+        cap = flags["supply_cap"] * scale
+        accrued = int(reserve[12]) * int(reserve[1]) // RAY
+        headroom = max(cap - supplied - accrued, 0) if cap else None
         utilization = fraction(debt, debt + cash) if debt + cash else 0.0
         return {
             "id": self.id or f"aave-v3-{self.chain}-{symbol.lower()}",
@@ -138,6 +143,12 @@ class AaveV3Market(MarketSpec):
                 "base": fraction(base, RAY), "slope_low": fraction(slope1, RAY), "slope_high": fraction(slope2, RAY),
                 "reserve_factor": flags["reserve_factor_bps"] / 1e4,
                 "total_supply": fraction(debt + cash, scale) * price, "total_borrow": fraction(debt, scale) * price,
+            },
+            "execution": {
+                "chain_id": ctx.chain_id, "protocol": "aave-v3", "target": self.pool, "asset": asset,
+                "asset_symbol": symbol, "asset_decimals": decimals, "asset_price": price, "receipt": a_token,
+                "measure": "atoken_balance", "receipt_decimals": decimals, "free_liquidity": cash,
+                "deposit_headroom": headroom,
             },
             "_details": {
                 "liquidity_rate_ray": int(reserve[2]), "variable_borrow_rate_ray": int(reserve[4]),

@@ -246,6 +246,8 @@ class ReadContext:
     timestamp: int
     chain: str
     older_block_timestamp: Callable[[int], int] = field(default=lambda n: 0)
+    chain_id: int = 1
+    """The node's chain id (recorded in each opportunity's ``execution``)."""
 
 
 def run_lockstep(

@@ -43,6 +43,8 @@ class PinnedBlock:
     number: int
     hash: str
     timestamp: int
+    base_fee: int | None = None
+    """The block's base fee per gas (wei), where the chain has EIP-1559."""
 
 
 class _Retryable(Exception):
@@ -151,7 +153,9 @@ class ChainClient:
             raise ChainError(f"{self._where()}: the node is on chain id {self.chain_id}, but chain '{self.chain}' "
                              f"expects {self.expected_chain_id}: use the right RPC URL")
         self.multicall = isinstance(code, str) and len(code) > 2
-        self.block = PinnedBlock(int(head["number"], 16), head["hash"], int(head["timestamp"], 16))
+        fee = head.get("baseFeePerGas")
+        self.block = PinnedBlock(int(head["number"], 16), head["hash"], int(head["timestamp"], 16),
+                                 int(fee, 16) if isinstance(fee, str) else None)
         return self.block
 
     def verify(self) -> None:

@@ -58,7 +58,8 @@ class CompoundV3Market(UnitPriced):
         second = yield [SUPPLY_RATE(self.comet, utilization), SYMBOL(base), DECIMALS(base)]
         rate = int(self.expect(second[0], "reading the supply rate").value)
         symbol = self.symbol or (second[1].value if second[1].ok else base)
-        scale = 10 ** int(self.expect(second[2], "reading the base token's decimals").value)
+        decimals = int(self.expect(second[2], "reading the base token's decimals").value)
+        scale = 10**decimals
         apr = fraction(rate * SECONDS_PER_YEAR, WAD)
         return {
             "id": self.id or f"compound-v3-{self.chain}-{symbol.lower()}",
@@ -73,6 +74,11 @@ class CompoundV3Market(UnitPriced):
                 "slope_high": fraction(high * SECONDS_PER_YEAR, WAD),
                 "total_supply": fraction(supply, scale) * self.price,
                 "total_borrow": fraction(borrow, scale) * self.price,
+            },
+            "execution": {
+                "chain_id": ctx.chain_id, "protocol": "compound-v3", "target": self.comet, "asset": base,
+                "asset_symbol": symbol, "asset_decimals": decimals, "asset_price": self.price, "receipt": self.comet,
+                "measure": "comet_balance", "receipt_decimals": decimals, "free_liquidity": max(supply - borrow, 0),
             },
             "_details": {"supply_rate_per_second": rate, "utilization": fraction(utilization, WAD)},
         }

@@ -34,6 +34,8 @@ TOTAL_ASSETS = Fn("totalAssets()", "uint256")
 CONVERT_TO_ASSETS = Fn("convertToAssets(uint256)", "uint256")
 MAX_DEPOSIT = Fn("maxDeposit(address)", "uint256")
 MAX_WITHDRAW = Fn("maxWithdraw(address)", "uint256")
+TOTAL_SUPPLY = Fn("totalSupply()", "uint256")
+UINT_MAX = 2**256 - 1
 ZERO = "0x0000000000000000000000000000000000000000"
 
 
@@ -86,7 +88,7 @@ class Erc4626Vault(UnitPriced):
                             f"{ctx.block_number}): use a smaller lookback")
         who = self.holder or ZERO
         first = yield [ASSET(self.vault), DECIMALS(self.vault), TOTAL_ASSETS(self.vault), SYMBOL(self.vault),
-                       MAX_DEPOSIT(self.vault, who), MAX_WITHDRAW(self.vault, who)]
+                       MAX_DEPOSIT(self.vault, who), MAX_WITHDRAW(self.vault, who), TOTAL_SUPPLY(self.vault)]
         asset = self.expect(first[0], "reading the vault's asset").value
         decimals = int(self.expect(first[1], "reading the vault's decimals").value)
         total = int(self.expect(first[2], "reading total assets").value)
@@ -97,11 +99,13 @@ class Erc4626Vault(UnitPriced):
         p0 = int(self.expect(second[1], f"reading the share price at block {then}").value)
         t0 = int(self.expect(second[2], f"reading the timestamp of block {then}").value)
         symbol = self.symbol or (second[3].value if second[3].ok else asset)
-        asset_scale = 10 ** int(self.expect(second[4], "reading the asset's decimals").value)
+        asset_decimals = int(self.expect(second[4], "reading the asset's decimals").value)
+        asset_scale = 10**asset_decimals
         share_price = fraction(p1, asset_scale) * self.price
         vault_symbol = first[3].value if first[3].ok else self.vault
         max_deposit = int(self.expect(first[4], "reading maxDeposit").value)
         max_withdraw = int(self.expect(first[5], "reading maxWithdraw").value)
+        shares = int(self.expect(first[6], "reading the vault's total supply").value)
         try:
             apy = growth_apy(p0, p1, ctx.timestamp - t0)
         except ValueError as exc:
@@ -115,6 +119,15 @@ class Erc4626Vault(UnitPriced):
             **({"rate_curve": {"model": "dilution", "total_assets": fraction(total, asset_scale) * self.price}}
                if total > 0 else {}),
             **({"available_liquidity": fraction(max_withdraw, asset_scale) * self.price} if self.holder else {}),
+            "execution": {
+                "chain_id": ctx.chain_id, "protocol": "erc4626", "target": self.vault, "asset": asset,
+                "asset_symbol": symbol, "asset_decimals": asset_decimals, "asset_price": self.price,
+                "receipt": self.vault, "measure": "vault_shares", "receipt_decimals": decimals,
+                # the holder's maxWithdraw when known, else everything the vault holds
+                "free_liquidity": max_withdraw if self.holder else total,
+                "deposit_headroom": None if max_deposit == UINT_MAX else max_deposit,
+                "total_assets": total, "total_shares": shares,
+            },
             "_details": {"share_price_now": p1, "share_price_then": p0, "seconds": ctx.timestamp - t0,
                          "max_deposit": max_deposit, "max_withdraw": max_withdraw},
         }

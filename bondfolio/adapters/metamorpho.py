@@ -31,7 +31,7 @@ from bondfolio.adapters.base import (
     fraction,
 )
 from bondfolio.adapters.erc20 import BALANCE_OF, DECIMALS, SYMBOL
-from bondfolio.adapters.erc4626 import ASSET, CONVERT_TO_ASSETS, TOTAL_ASSETS, growth_apy
+from bondfolio.adapters.erc4626 import ASSET, CONVERT_TO_ASSETS, TOTAL_ASSETS, TOTAL_SUPPLY, growth_apy
 from bondfolio.adapters.morpho_blue import BORROW_RATE_VIEW, MARKET, PARAMS, RATE_AT_TARGET
 
 __all__ = ["MAX_QUEUE", "MetaMorphoVault"]
@@ -68,7 +68,8 @@ class MetaMorphoVault(UnitPriced):
         v = self.vault
         first = yield [ASSET(v), TOTAL_ASSETS(v), MORPHO(v), FEE(v), QUEUE_LENGTH(v), SYMBOL(v),
                        CONVERT_TO_ASSETS(v, SHARE_UNIT), CONVERT_TO_ASSETS(v, SHARE_UNIT).at(then),
-                       block_timestamp(then), DECIMALS(v), *(WITHDRAW_QUEUE(v, i) for i in range(MAX_QUEUE))]
+                       block_timestamp(then), DECIMALS(v), TOTAL_SUPPLY(v),
+                       *(WITHDRAW_QUEUE(v, i) for i in range(MAX_QUEUE))]
         asset = self.expect(first[0], "reading the vault's asset").value
         total = int(self.expect(first[1], "reading total assets").value)
         morpho = self.expect(first[2], "reading MORPHO()").value
@@ -76,8 +77,10 @@ class MetaMorphoVault(UnitPriced):
         length = int(self.expect(first[4], "reading the withdraw queue length").value)
         if length > MAX_QUEUE:
             raise self.fail(f"withdraw queue has {length} markets, more than MetaMorpho's {MAX_QUEUE}")
-        share_scale = 10 ** int(self.expect(first[9], "reading the vault's decimals").value)
-        ids = [self.expect(first[10 + i], f"reading withdraw queue entry {i}").value for i in range(length)]
+        share_decimals = int(self.expect(first[9], "reading the vault's decimals").value)
+        share_scale = 10**share_decimals
+        shares = int(self.expect(first[10], "reading the vault's total supply").value)
+        ids = [self.expect(first[11 + i], f"reading withdraw queue entry {i}").value for i in range(length)]
         p1 = int(self.expect(first[6], "reading the share price").value)
         p0 = int(self.expect(first[7], f"reading the share price at block {then}").value)
         t0 = int(self.expect(first[8], f"reading the timestamp of block {then}").value)
@@ -86,7 +89,8 @@ class MetaMorphoVault(UnitPriced):
                         *(c for key in ids for c in (MARKET(morpho, key), PARAMS(morpho, key), POSITION(morpho, key, v),
                                                      CONFIG(v, key)))]
         symbol = self.symbol or (second[0].value if second[0].ok else asset)
-        scale = 10 ** int(self.expect(second[1], "reading the asset's decimals").value)
+        asset_decimals = int(self.expect(second[1], "reading the asset's decimals").value)
+        scale = 10**asset_decimals
         idle = int(self.expect(second[2], "reading idle assets").value)
         markets: list[dict[str, Any]] = []
         for k, key in enumerate(ids):
@@ -110,6 +114,8 @@ class MetaMorphoVault(UnitPriced):
             income += m["assets"] * m["supply_apy"]
             withdrawable += min(m["assets"], max(supply - borrow, 0))
         apy = income / total * (1 - vault_fee) if total else 0.0
+        # MetaMorpho's maxDeposit: what the enabled markets' supply caps still take
+        headroom = sum(max(m["cap"] - m["assets"], 0) for m in markets if m["enabled"])
         try:
             realized: float | None = growth_apy(p0, p1, ctx.timestamp - t0)
         except ValueError:
@@ -124,6 +130,12 @@ class MetaMorphoVault(UnitPriced):
             "price": fraction(p1 * share_scale, scale * SHARE_UNIT) * self.price, "market": v,
             **({"rate_curve": {"model": "dilution", "total_assets": fraction(total, scale) * self.price}}
                if total > 0 else {}),
+            "execution": {
+                "chain_id": ctx.chain_id, "protocol": "metamorpho", "target": v, "asset": asset,
+                "asset_symbol": symbol, "asset_decimals": asset_decimals, "asset_price": self.price, "receipt": v,
+                "measure": "vault_shares", "receipt_decimals": share_decimals, "free_liquidity": withdrawable,
+                "deposit_headroom": headroom, "total_assets": total, "total_shares": shares,
+            },
             "_details": {
                 "markets": [{"id": m["id"], "assets": m["assets"], "cap": m["cap"], "supply_apy": m["supply_apy"]}
                             for m in markets],

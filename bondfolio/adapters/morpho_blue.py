@@ -67,7 +67,8 @@ class MorphoBlueMarket(UnitPriced):
                         SYMBOL(loan), DECIMALS(loan)]
         borrow_rate = int(self.expect(second[0], "reading the IRM's borrow rate").value)
         symbol = self.symbol or (second[2].value if second[2].ok else loan)
-        scale = 10 ** int(self.expect(second[3], "reading the loan token's decimals").value)
+        decimals = int(self.expect(second[3], "reading the loan token's decimals").value)
+        scale = 10**decimals
         supply, borrow, fee = int(market[0]), int(market[2]), int(market[5])
         utilization = fraction(borrow, supply) if supply else 0.0
         rate_apr = fraction(borrow_rate * SECONDS_PER_YEAR, WAD)
@@ -78,6 +79,15 @@ class MorphoBlueMarket(UnitPriced):
             "apy": math.expm1(rate_apr * utilization * (1 - fee_f)), "duration": 0.0,
             "available_liquidity": fraction(max(supply - borrow, 0), scale) * self.price,
             "tvl": fraction(supply, scale) * self.price, "price": self.price, "market": self.market_id,
+            "execution": {
+                "chain_id": ctx.chain_id, "protocol": "morpho-blue", "target": self.morpho, "asset": loan,
+                "asset_symbol": symbol, "asset_decimals": decimals, "asset_price": self.price, "receipt": self.morpho,
+                "measure": "morpho_supply_shares", "receipt_decimals": decimals + 6,
+                "free_liquidity": max(supply - borrow, 0), "total_assets": supply, "total_shares": int(market[1]),
+                "morpho": {"loan_token": params[0], "collateral_token": params[1], "oracle": params[2],
+                           "irm": params[3], "lltv": int(params[4])},
+                "market_id": self.market_id,
+            },
             "_details": {"borrow_rate_per_second": borrow_rate, "utilization": utilization, "irm": irm},
         }
         if second[1].ok:

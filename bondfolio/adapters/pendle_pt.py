@@ -46,14 +46,17 @@ class PendlePtMarket(UnitPriced):
         first = yield [READ_STATE(self.market, MULTICALL3), READ_TOKENS(self.market)]
         state = self.expect(first[0], "reading the market state").values
         assert state is not None
-        pt = self.expect(first[1], "reading the market's tokens").values[1]  # type: ignore[index]
+        tokens = self.expect(first[1], "reading the market's tokens").values
+        assert tokens is not None
+        sy, pt, yt = tokens
         total_pt, total_sy, scalar_root = int(state[0]), int(state[1]), int(state[4])
         expiry, ln_rate = int(state[5]), int(state[8])
         if expiry <= ctx.timestamp:
             raise self.fail(f"expired at {datetime.fromtimestamp(expiry, UTC).isoformat()}: its PT redeems 1:1; "
                             "drop the market from MARKETS.toml")
-        second = yield [SYMBOL(pt), DECIMALS(pt)]
+        second = yield [SYMBOL(pt), DECIMALS(pt), SYMBOL(sy)]
         symbol = self.symbol or (second[0].value if second[0].ok else pt)
+        pt_decimals = int(self.expect(second[1], "reading the PT's decimals").value)
         years = (expiry - ctx.timestamp) / SECONDS_PER_YEAR
         rate = fraction(ln_rate, WAD)
         maturity = datetime.fromtimestamp(expiry, UTC)
@@ -66,7 +69,7 @@ class PendlePtMarket(UnitPriced):
         if total_pt > 0 and total_sy > 0 and scalar_root > 0:
             share = total_pt / pool
             rate_scalar = fraction(scalar_root, WAD) * SECONDS_PER_YEAR / (expiry - ctx.timestamp)
-            depth = fraction(pool, 10 ** int(self.expect(second[1], "reading the PT's decimals").value)) \
+            depth = fraction(pool, 10**pt_decimals) \
                 * rate_scalar * share * (1 - share) * self.price
         return {
             "id": self.id or f"pendle-pt-{self.chain}-{str(symbol).lower()}-{maturity:%Y-%m-%d}",
@@ -74,6 +77,13 @@ class PendlePtMarket(UnitPriced):
             "apy": math.expm1(rate), "duration": years, "maturity": maturity.isoformat(),
             "price": math.exp(-rate * years) * self.price, "market": self.market,
             **({"rate_curve": {"model": "amm", "depth": depth}} if depth else {}),
+            "execution": {
+                "chain_id": ctx.chain_id, "protocol": "pendle-pt", "target": self.market, "asset": sy,
+                "asset_symbol": str(second[2].value if second[2].ok else sy),
+                "asset_decimals": pt_decimals, "asset_price": self.price, "receipt": pt, "measure": "pt_balance",
+                "receipt_decimals": pt_decimals, "free_liquidity": total_pt,
+                "pendle": {"market": self.market, "sy": sy, "pt": pt, "yt": yt, "expiry": expiry},
+            },
             "_details": {"ln_implied_rate": ln_rate, "expiry": expiry, "pt": pt},
         }
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -35,12 +36,15 @@ from bondfolio.errors import InputError, MarketError
 from bondfolio.inputs.base import StrictModel, parse_tagged, read_document, validate_document
 from bondfolio.inputs.snapshot import Snapshot, load_snapshot
 
-__all__ = ["ChainSettings", "ReadReport", "load_markets", "read_snapshot", "resolve_rpc"]
+__all__ = ["ChainRead", "ChainSettings", "MarketsRead", "ReadReport", "load_markets", "read_chains", "read_snapshot",
+           "resolve_rpc"]
 
 
 class ChainSettings(StrictModel):
     chain_id: int | None = Field(default=None, ge=1)
     """Expected chain id: reading from a node on another chain is an error."""
+    native_price: float | None = Field(default=None, gt=0.0)
+    """Base currency per native token (ETH), recorded with the block for gas costs."""
 
 
 class _MarketsHead(StrictModel):
@@ -82,6 +86,9 @@ def resolve_rpc(chains: list[str], flags: list[str], env: Mapping[str, str]) -> 
 class ReadReport(dict[str, Any]):
     """Per chain: block number, hash, timestamp, rounds, HTTP requests, markets, Multicall3 used."""
 
+    blocks: dict[str, dict[str, Any]]
+    """Per chain, the snapshot's ``as_of.chains`` entry."""
+
 
 def read_snapshot(markets: str | Path, rpc: Mapping[str, str], block: int | None = None,
                   risk: RiskPrior | None = None, progress: Callable[[str], None] | None = None,
@@ -90,20 +97,73 @@ def read_snapshot(markets: str | Path, rpc: Mapping[str, str], block: int | None
 
     ``block`` pins every chain to that number (for one-chain files); by default each chain's latest.
     """
+    read = read_chains(markets, rpc, block, progress, retries, backoff)
+    return read.snapshot(risk), read.report
+
+
+@dataclass
+class ChainRead:
+    """One chain read at its pinned block: the client (still pinned, for further reads at the same
+    block), the markets and their fields."""
+
+    chain: str
+    client: ChainClient
+    specs: list[MarketSpec]
+    opportunities: list[dict[str, Any]]
+
+
+@dataclass
+class MarketsRead:
+    """Every chain of a MARKETS.toml read at one pinned block each (see :func:`read_chains`)."""
+
+    chains: list[ChainRead]
+    report: ReadReport
+
+    @property
+    def opportunities(self) -> list[dict[str, Any]]:
+        return [o for c in self.chains for o in c.opportunities]
+
+    def snapshot(self, risk: RiskPrior | None = None) -> Snapshot:
+        """The validated snapshot of what was read."""
+        opportunities = self.opportunities
+        ids = [o["id"] for o in opportunities]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise MarketError(f"markets give the same opportunity ids {dupes}: set a distinct 'id' for each")
+        blocks = {c.chain: c.client.block for c in self.chains}
+        snapshot = {
+            "schema": "bondfolio.snapshot/1",
+            "description": f"read from the chain by bondfolio snapshot ({len(opportunities)} markets)",
+            "as_of": {"timestamp": datetime.fromtimestamp(max(b.timestamp for b in blocks.values() if b), UTC
+                                                          ).isoformat(),
+                      "chains": {c.chain: self.report.blocks[c.chain] for c in self.chains}},
+            "base_currency": "USD",
+            "opportunities": opportunities,
+            "risk": {"factors": factor_prior(opportunities, risk or RiskPrior())},
+        }
+        return load_snapshot(snapshot)
+
+
+def read_chains(markets: str | Path, rpc: Mapping[str, str], block: int | None = None,
+                progress: Callable[[str], None] | None = None, retries: int = 4, backoff: float = 0.25,
+                verify: bool = True) -> MarketsRead:
+    """Read every market of ``markets`` at one pinned block per chain, batched (see the module
+    docstring). With ``verify`` (the default) each chain's pinned block is re-checked by hash at the
+    end; pass ``False`` to read more at the same blocks first, then call ``client.verify()``."""
     settings, specs = load_markets(markets)
     chains = sorted({s.chain for s in specs})
     if block is not None and len(chains) > 1:
         raise InputError(f"--block pins one chain, but the markets span {chains}: read each chain separately")
-    prior = risk or RiskPrior()
+    if block is not None and block < 0:
+        raise InputError(f"--block is {block}: a block number is 0 or more")
     report = ReadReport()
-    opportunities: list[dict[str, Any]] = []
-    chain_blocks: dict[str, Any] = {}
-    timestamps = []
+    report.blocks = {}
+    out: list[ChainRead] = []
     for chain in chains:
-        expected = settings.get(chain, ChainSettings()).chain_id
-        client = ChainClient(rpc[chain], chain, expected, retries=retries, backoff=backoff)
+        chain_settings = settings.get(chain, ChainSettings())
+        client = ChainClient(rpc[chain], chain, chain_settings.chain_id, retries=retries, backoff=backoff)
         pinned = client.pin(block)
-        ctx = ReadContext(pinned.number, pinned.timestamp, chain)
+        ctx = ReadContext(pinned.number, pinned.timestamp, chain, chain_id=client.chain_id or 1)
         chain_specs = [s for s in specs if s.chain == chain]
         readers = [(s, s.reader(ctx)) for s in chain_specs]
         say = progress or _quiet
@@ -118,37 +178,28 @@ def read_snapshot(markets: str | Path, rpc: Mapping[str, str], block: int | None
             return _client.execute(calls)
 
         fields, rounds = run_lockstep(readers, execute)
-        client.verify()
-        for spec, out in zip(chain_specs, fields, strict=True):
-            details = out.pop("_details", {})
-            out["risk_score"] = spec.risk_score if spec.risk_score is not None else spec.default_risk_score
-            out["tier"] = (spec.tier.value if spec.tier else "core" if out["risk_score"] <= 0.1 else "yield")
-            out["tags"] = list(spec.tags)
+        if verify:
+            client.verify()
+        opportunities = []
+        for spec, fields_ in zip(chain_specs, fields, strict=True):
+            details = fields_.pop("_details", {})
+            fields_["risk_score"] = spec.risk_score if spec.risk_score is not None else spec.default_risk_score
+            fields_["tier"] = (spec.tier.value if spec.tier else "core" if fields_["risk_score"] <= 0.1 else "yield")
+            fields_["tags"] = list(spec.tags)
             if spec.name:
-                out["name"] = spec.name
+                fields_["name"] = spec.name
             if spec.id:
-                out["id"] = spec.id
-            report.setdefault("details", {})[out["id"]] = details
-            opportunities.append(out)
-        chain_blocks[chain] = {"chain_id": client.chain_id, "block_number": pinned.number, "block_hash": pinned.hash}
-        timestamps.append(pinned.timestamp)
+                fields_["id"] = spec.id
+            report.setdefault("details", {})[fields_["id"]] = details
+            opportunities.append(fields_)
+        report.blocks[chain] = {"chain_id": client.chain_id, "block_number": pinned.number, "block_hash": pinned.hash,
+                                "block_timestamp": pinned.timestamp, "base_fee_wei": pinned.base_fee,
+                                "native_price": chain_settings.native_price}
         report[chain] = {"block": pinned.number, "hash": pinned.hash, "timestamp": pinned.timestamp,
                          "rounds": rounds, "requests": client.requests, "calls": counted[0],
-                         "markets": len(chain_specs),
-                         "multicall3": client.multicall}
-    ids = [o["id"] for o in opportunities]
-    dupes = sorted({i for i in ids if ids.count(i) > 1})
-    if dupes:
-        raise MarketError(f"markets give the same opportunity ids {dupes}: set a distinct 'id' for each")
-    snapshot = {
-        "schema": "bondfolio.snapshot/1",
-        "description": f"read from the chain by bondfolio snapshot ({len(opportunities)} markets)",
-        "as_of": {"timestamp": datetime.fromtimestamp(max(timestamps), UTC).isoformat(), "chains": chain_blocks},
-        "base_currency": "USD",
-        "opportunities": opportunities,
-        "risk": {"factors": factor_prior(opportunities, prior)},
-    }
-    return load_snapshot(snapshot), report
+                         "markets": len(chain_specs), "multicall3": client.multicall}
+        out.append(ChainRead(chain, client, chain_specs, opportunities))
+    return MarketsRead(out, report)
 
 
 def _quiet(message: str) -> None:
