@@ -100,8 +100,8 @@ def _parser() -> argparse.ArgumentParser:
 
     hold = sub.add_parser("holdings", help="read an account's positions in every market into a holdings file",
                           description="Read ACCOUNT's position in every market of MARKETS.toml, and its idle "
-                                      "balance of each asset, at one pinned block per chain, into the holdings format 'bondfolio "
-                                      "allocate' takes (base currency and token base units). Read-only.",
+                                      "balance of each asset, at one pinned block per chain, into the holdings format "
+                                      "'bondfolio allocate' takes (base currency and token base units). Read-only.",
                           epilog=SNAPSHOT_EPILOG)
     hold.add_argument("--markets", type=Path, required=True, metavar="MARKETS.toml", help="markets to read")
     hold.add_argument("--account", required=True, metavar="ADDRESS",
