@@ -111,6 +111,7 @@ def build_world(w3: Web3) -> World:
         int(0.85 * WAD), per_second(0.04), per_second(1.20), per_second(0.01),
     ])
     d.send(comet.functions.setTotals(10_000_000 * 10**6, 7_000_000 * 10**6))
+    d.send(usdc.functions.mint(comet.address, 3_000_000 * 10**6))  # its cash: supply less borrows
 
     # Morpho Blue with the adaptive-curve IRM
     morpho = d.deploy(built("Morpho"), admin)
@@ -172,7 +173,9 @@ def build_world(w3: Web3) -> World:
     for name, days, apy in (("usde-90d", 90, 0.08), ("usde-180d", 180, 0.09)):
         state = (10**24, 10**24, 10**24, admin, 10**20, now + days * 86400 + 7 * 86400, 0, 80,
                  int(math.log1p(apy) * WAD))
-        market = d.deploy(built("PendleMarketState"), state, usdc.address, usdc.address, usdc.address)
+        pt = d.deploy(built("TestToken"), f"PT USDe {name} (devnet)", f"PT-USDe-{name}", 6)
+        yt = d.deploy(built("TestToken"), f"YT USDe {name} (devnet)", f"YT-USDe-{name}", 6)
+        market = d.deploy(built("PendleMarketState"), state, usdc.address, pt.address, yt.address)
         pendle_markets[name] = market.address
 
     advance(w3, 7 * 86400, blocks=5)  # a week passes: Morpho's rate at target adapts

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from tests.chain import chain as chain
 from tests.factories import EXAMPLE, example_decision
 
 

@@ -13,7 +13,10 @@ interface IERC20Like {
 ///         totalBorrow * 1e18 / totalSupply, and the kinked supply/borrow curves
 ///         `rate = base + low * min(u, kink) + high * max(u - kink, 0)` with `mulFactor(n, f) = n * f / 1e18`.
 ///         Totals are kept as present values (Comet accrues them with its indexes; here they only
-///         change through `supply`, `withdraw` and the test setter `setTotals`).
+///         change through `supply`, `withdraw` and the test setter `setTotals`). Accounts' base
+///         balances follow Comet's ABI: `balanceOf`, `supply`/`supplyTo` credit them, `withdraw`
+///         debits them and `withdraw(asset, type(uint256).max)` takes the whole balance (Comet's idiom);
+///         a withdrawal needs the contract to hold the tokens (its cash), as Comet does.
 contract CometRates {
     uint64 internal constant FACTOR_SCALE = 1e18;
 
@@ -29,6 +32,7 @@ contract CometRates {
 
     uint256 internal _totalSupply;
     uint256 internal _totalBorrow;
+    mapping(address => uint256) public balanceOf;
 
     constructor(address baseToken_, uint64[8] memory params) {
         baseToken = baseToken_;
@@ -72,15 +76,27 @@ contract CometRates {
     }
 
     function supply(address asset, uint256 amount) external {
+        _supply(msg.sender, asset, amount);
+    }
+
+    function supplyTo(address dst, address asset, uint256 amount) external {
+        _supply(dst, asset, amount);
+    }
+
+    function _supply(address dst, address asset, uint256 amount) internal {
         require(asset == baseToken, "CometRates: only the base token");
-        IERC20Like(asset).transferFrom(msg.sender, address(this), amount);
+        require(IERC20Like(asset).transferFrom(msg.sender, address(this), amount), "CometRates: transfer failed");
+        balanceOf[dst] += amount;
         _totalSupply += amount;
     }
 
     function withdraw(address asset, uint256 amount) external {
         require(asset == baseToken, "CometRates: only the base token");
+        if (amount == type(uint256).max) amount = balanceOf[msg.sender];
+        require(balanceOf[msg.sender] >= amount, "CometRates: balance");
+        balanceOf[msg.sender] -= amount;
         _totalSupply -= amount;
-        IERC20Like(asset).transfer(msg.sender, amount);
+        require(IERC20Like(asset).transfer(msg.sender, amount), "CometRates: transfer failed");
     }
 
     /// @notice Test setter: the present-value totals (what Comet's totalSupply()/totalBorrow() return).

@@ -14,7 +14,7 @@ from bondfolio.adapters.chain import ChainClient, redact
 from bondfolio.adapters.snapshot import read_snapshot, resolve_rpc
 from bondfolio.cli import main
 from bondfolio.errors import ChainError, InputError, MarketError
-from tests.adapters.conftest import Chain, reverting
+from tests.chain import Chain, reverting
 
 NOBODY = "0x000000000000000000000000000000000000dEaD"
 

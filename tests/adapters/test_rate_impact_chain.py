@@ -17,7 +17,7 @@ from bondfolio.adapters.base import RAY, SECONDS_PER_YEAR, WAD
 from bondfolio.adapters.snapshot import read_snapshot
 from bondfolio.solver.curves import curve_for
 from devnet.deploy import Deployer, aave_artifact, built
-from tests.adapters.conftest import Chain, reverting
+from tests.chain import Chain, reverting
 
 REL = 1e-9
 SIZES = 50

@@ -11,7 +11,7 @@ from web3 import Web3
 from bondfolio.adapters.base import RAY, SECONDS_PER_YEAR, WAD, apr_to_apy
 from bondfolio.adapters.snapshot import read_snapshot
 from devnet.deploy import aave_artifact, built
-from tests.adapters.conftest import Chain
+from tests.chain import Chain
 
 NOBODY = "0x000000000000000000000000000000000000dEaD"
 
@@ -62,7 +62,7 @@ def test_aave_reserve_matches_pool(chain: Chain, snap) -> None:  # type: ignore[
 
 
 def test_aave_frozen_reserve_flagged_not_depositable(chain: Chain) -> None:
-    from tests.adapters.conftest import reverting
+    from tests.chain import reverting
 
     aave = chain.world.aave
     with reverting(chain):
@@ -170,7 +170,7 @@ def test_snapshot_at_older_block(chain: Chain) -> None:
 
 def test_without_multicall_same_numbers_batched_json_rpc(chain: Chain, snap) -> None:  # type: ignore[no-untyped-def]
     from bondfolio.adapters.base import MULTICALL3
-    from tests.adapters.conftest import reverting
+    from tests.chain import reverting
 
     opps, _, _ = snap
     with reverting(chain):
@@ -218,7 +218,7 @@ def test_aave_v31_strategy_layout(chain: Chain) -> None:
     """The real v3.1+ strategy (compiled from npm @aave-dao/aave-v3-origin) attached to a reserve: the
     reader detects the layout and reads getInterestRateData(asset), in ray, exactly."""
     from devnet.deploy import Deployer
-    from tests.adapters.conftest import reverting
+    from tests.chain import reverting
 
     aave = chain.world.aave
     usdc = aave.tokens["USDC"].address

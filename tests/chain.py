@@ -1,4 +1,4 @@
-"""A real local chain for reader tests: anvil from npm, the devnet world built once per session.
+"""A real local chain for chain tests: anvil from npm, the devnet world built once per session.
 
 Tests that change chain state wrap themselves in :func:`reverting` (``evm_snapshot``/``evm_revert``),
 so every test sees the same world.
