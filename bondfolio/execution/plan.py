@@ -287,7 +287,7 @@ def build_plan(decision: DecisionRecord | str | Path | Mapping[str, Any], safe: 
     nav = u.nav
     opps = {o.id: o for o in snap.opportunities}
     notes: list[str] = []
-    sheet = _Sheet(settings)
+    sheet = _Sheet(settings, pol.solver.check_tolerance * u.nav)
     if hold is not None and hold.idle:
         for b in hold.idle:
             sheet.balance[(b.chain, b.token)] = b.units
@@ -384,8 +384,8 @@ class _Deposit:
     market's headroom), ``funded`` (from the Safe's balance), and what waits for intents."""
 
     def __init__(self, a: Any, ex: Execution, wanted: int, target: int, funded: int, cap_reason: str | None,
-                 safe: str, current: int) -> None:
-        self.a, self.ex, self.safe, self.current = a, ex, safe, current
+                 safe: str, current: int, slack: int = 0) -> None:
+        self.a, self.ex, self.safe, self.current, self.slack = a, ex, safe, current, slack
         self.wanted, self.target, self.funded, self.cap_reason = wanted, target, funded, cap_reason
         self.waiting = 0
         self.intents: list[str] = []
@@ -410,7 +410,7 @@ class _Deposit:
                                f"the Safe holds only {self.funded} of the {self.target} base units at this point")
                    if r]
         if self.funded > 0:
-            status: Literal["ready", "reduced"] = "ready" if self.funded == self.wanted else "reduced"
+            status: Literal["ready", "reduced"] = "ready" if self.funded >= self.wanted - self.slack else "reduced"
             out.append(self._leg(self.funded, status, "; ".join(reasons) or None, self.current + self.funded,
                                  _txs(deposit_calls(self.ex, self.funded, self.safe))))
         if self.waiting > 0:
@@ -429,8 +429,11 @@ class _Sheet:
     """The simulated balance sheet: the Safe's token balances and each market's free liquidity and
     deposit headroom, as the legs run in order."""
 
-    def __init__(self, settings: ExecutionSettings) -> None:
+    def __init__(self, settings: ExecutionSettings, round_off: float) -> None:
         self.settings = settings
+        self.round_off = round_off
+        """Base currency within which an amount is the decision's (its weights are exact to the check's
+        tolerance): a leg short of its wanted amount by less than this is not a reduction."""
         self.balance: dict[tuple[str, str], int] = {}
         self.tokens: dict[tuple[str, str], Execution] = {}
         self.withdrawn: dict[str, int] = {}
@@ -451,7 +454,8 @@ class _Sheet:
         if full:
             wanted = current
         amount = min(wanted, max(usable, 0))
-        if amount < wanted:
+        slack = _units(self.round_off / ex.asset_price, ex.asset_decimals)
+        if amount < wanted - slack:
             reason = (f"the market has {max(usable, 0)} base units of free liquidity left (after the liquidity margin "
                       f"and earlier legs), less than the {wanted} wanted")
         self.withdrawn[a.id] = self.withdrawn.get(a.id, 0) + amount
@@ -461,7 +465,7 @@ class _Sheet:
                        asset_symbol=ex.asset_symbol, amount=0, units=None, amount_base=0.0, wanted=wanted,
                        status="deferred", reason=reason, depends_on=[], gas=0, execution=ex,
                        expected_assets_after=current, txs=[])
-        status: Literal["ready", "reduced"] = "ready" if amount == wanted else "reduced"
+        status: Literal["ready", "reduced"] = "ready" if amount >= wanted - slack else "reduced"
         if full and amount == wanted and (held is not None or ex.protocol in ("aave-v3", "compound-v3")):
             n = held.units if held is not None else 0
             return Leg(id=a.id, chain=a.chain, protocol=ex.protocol, action="exit", asset=ex.asset,
@@ -491,7 +495,10 @@ class _Sheet:
         funded = min(target, have)
         self.balance[key] = have - funded
         self.deposited[a.id] = self.deposited.get(a.id, 0) + funded
-        return _Deposit(a, ex, wanted, target, funded, cap_reason, safe, current)
+        slack = _units(self.round_off / ex.asset_price, ex.asset_decimals)
+        if funded >= target - slack and cap_reason is None:
+            target = funded  # short by solver round-off only: not a reduction
+        return _Deposit(a, ex, wanted, target, funded, cap_reason, safe, current, slack)
 
     def intents(self, deposits: list[_Deposit], settings: ExecutionSettings) -> list[Intent]:
         """Cover each deposit's shortfall from the balances left: another asset on the same chain (a
