@@ -24,7 +24,7 @@ from bondfolio.execution.gas import BATCH_OVERHEAD, GAS  # noqa: E402
 from bondfolio.execution.safe import multisend  # noqa: E402
 from devnet.anvil import Anvil  # noqa: E402
 from devnet.deploy import Deployer  # noqa: E402
-from devnet.safe import deploy_safe, execute  # noqa: E402
+from devnet.safe import deploy_safe, execute, fund_safe  # noqa: E402
 from devnet.world import build_world  # noqa: E402
 
 #: mint(address,uint256) of the devnet's test tokens (TestToken and Aave's MintableERC20 both have it)
@@ -34,8 +34,6 @@ MINT_ABI = [{"type": "function", "name": "mint", "stateMutability": "nonpayable"
 
 def main() -> None:
     from bondfolio.adapters.holdings import read_holdings
-    from tests.chain import Chain
-    from tests.execution.test_safe_devnet import _fund
 
     node = Anvil.start()
     try:
@@ -43,13 +41,10 @@ def main() -> None:
         world = build_world(w3)
         markets = ROOT / "out" / "bench-gas-markets.toml"
         markets.parent.mkdir(exist_ok=True)
-        chain = Chain(node, w3, world, markets)
         sw = deploy_safe(w3, w3.eth.accounts[0])
-        _fund(chain, sw)
+        fund_safe(w3, world, sw)
         w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
-        lookback = world.vault_lookback_blocks + w3.eth.block_number - world.block
-        markets.write_text(world.markets_toml().replace(f"lookback_blocks = {world.vault_lookback_blocks}",
-                                                        f"lookback_blocks = {lookback}"))
+        markets.write_text(world.markets_toml(world.vault_lookback_blocks + w3.eth.block_number - world.block))
         holdings, snapshot = read_holdings(markets, {"devnet": node.url}, sw.safe.address)
         safe = sw.safe.address
 

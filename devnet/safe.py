@@ -17,9 +17,12 @@ from web3 import Web3
 from web3.contract import Contract
 from web3.logs import DISCARD
 
-from devnet.deploy import NODE, Deployer, artifact
+from devnet.deploy import NODE, Deployer, artifact, built
+from devnet.world import World
 
 ZERO = "0x0000000000000000000000000000000000000000"
+WAD = 10**18
+USDC = 10**6
 SAFE_ARTIFACTS = NODE / "@safe-global" / "safe-contracts" / "build" / "artifacts" / "contracts"
 
 
@@ -61,3 +64,37 @@ def execute(w3: Web3, world: SafeWorld, to: str, data: bytes, operation: int = 0
     fn = world.safe.functions.execTransaction(to, value, data, operation, 0, 0, 0, ZERO, ZERO,
                                               prevalidated_signature(world.owner))
     return Deployer(w3, world.owner).send(fn)
+
+
+def fund_safe(w3: Web3, world: World, sw: SafeWorld) -> None:
+    """Give the Safe positions in every market: Aave USDC 300k, Comet 200k (and 100k idle), Morpho Blue
+    300k, MetaMorpho 100k (its second market's cap raised to 2M), the DAI savings vault 200k."""
+    admin = w3.eth.accounts[0]
+    d = Deployer(w3, admin)
+    safe = sw.safe.address
+    aave = world.aave
+    a_usdc = aave.tokens["USDC"]
+    d.send(a_usdc.functions.mint(admin, 300_000 * USDC))
+    d.send(a_usdc.functions.approve(aave.pool.address, 300_000 * USDC))
+    d.send(aave.pool.functions.supply(a_usdc.address, 300_000 * USDC, safe, 0))
+    comet_usdc = w3.eth.contract(address=world.comet_base, abi=built("TestToken")["abi"])
+    comet = w3.eth.contract(address=world.comet, abi=built("CometRates")["abi"])
+    d.send(comet_usdc.functions.mint(admin, 200_000 * USDC))
+    d.send(comet_usdc.functions.approve(world.comet, 200_000 * USDC))
+    d.send(comet.functions.supplyTo(safe, world.comet_base, 200_000 * USDC))
+    d.send(comet_usdc.functions.mint(safe, 100_000 * USDC))
+    loan = w3.eth.contract(address=world.morpho_loan, abi=built("TestToken")["abi"])
+    morpho = w3.eth.contract(address=world.morpho, abi=built("Morpho")["abi"])
+    params = morpho.functions.idToMarketParams(bytes.fromhex(world.morpho_market_id[2:])).call()
+    d.send(loan.functions.mint(admin, 400_000 * WAD))
+    d.send(loan.functions.approve(world.morpho, 300_000 * WAD))
+    d.send(morpho.functions.supply(tuple(params), 300_000 * WAD, 0, safe, b""))
+    mm = w3.eth.contract(address=world.metamorpho, abi=built("MetaMorphoVault")["abi"])
+    d.send(mm.functions.setCap(bytes.fromhex(world.morpho_market_id2[2:]), 2_000_000 * WAD))
+    d.send(loan.functions.approve(world.metamorpho, 100_000 * WAD))
+    d.send(mm.functions.deposit(100_000 * WAD, safe))
+    dai = aave.tokens["DAI"]
+    vault = w3.eth.contract(address=world.vault, abi=built("TestVault")["abi"])
+    d.send(dai.functions.mint(admin, 200_000 * WAD))
+    d.send(dai.functions.approve(world.vault, 200_000 * WAD))
+    d.send(vault.functions.deposit(200_000 * WAD, safe))

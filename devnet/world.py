@@ -56,12 +56,15 @@ class World:
     metamorpho: str = ""
     morpho_market_id2: str = ""
 
-    def markets_toml(self) -> str:
-        """A MARKETS.toml naming every market of the world (chain ``devnet``)."""
+    def markets_toml(self, lookback_blocks: int | None = None) -> str:
+        """A MARKETS.toml naming every market of the world (chain ``devnet``); ``lookback_blocks`` for
+        the vaults' yield windows (default: back to the start of the world's week of growth)."""
         a = self.aave
+        lookback = self.vault_lookback_blocks if lookback_blocks is None else lookback_blocks
         lines = [
             "# Markets on the local devnet world (devnet/world.py).",
             "",
+            "[chains.devnet]", "chain_id = 31337", "native_price = 3000.0   # USD per ETH, for gas costs", "",
             "[[markets]]", 'protocol = "aave-v3"', 'chain = "devnet"', f'pool = "{a.pool.address}"',
             f'asset = "{a.tokens["USDC"].address}"', 'id = "aave-v3-devnet-usdc"', 'tags = ["oracle:mock"]', "",
             "[[markets]]", 'protocol = "aave-v3"', 'chain = "devnet"', f'pool = "{a.pool.address}"',
@@ -72,9 +75,9 @@ class World:
             f'market_id = "{self.morpho_market_id}"', 'id = "morpho-blue-devnet-weth-usdc-86"', "risk_score = 0.25",
             "",
             "[[markets]]", 'protocol = "erc4626"', 'chain = "devnet"', f'vault = "{self.vault}"',
-            f"lookback_blocks = {self.vault_lookback_blocks}", 'id = "savings-devnet-dai"', 'tier = "core"', "",
+            f"lookback_blocks = {lookback}", 'id = "savings-devnet-dai"', 'tier = "core"', "",
             "[[markets]]", 'protocol = "metamorpho"', 'chain = "devnet"', f'vault = "{self.metamorpho}"',
-            f"lookback_blocks = {self.vault_lookback_blocks}", 'id = "metamorpho-devnet-usdc"', "",
+            f"lookback_blocks = {lookback}", 'id = "metamorpho-devnet-usdc"', "",
         ]
         for name, address in self.pendle_markets.items():
             lines += ["[[markets]]", 'protocol = "pendle-pt"', 'chain = "devnet"', f'market = "{address}"',

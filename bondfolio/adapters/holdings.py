@@ -21,7 +21,7 @@ from bondfolio.adapters.base import Call, Fn, Result
 from bondfolio.adapters.erc20 import BALANCE_OF
 from bondfolio.adapters.snapshot import ChainRead, read_chains
 from bondfolio.errors import MarketError
-from bondfolio.inputs.base import checksum_address
+from bondfolio.inputs.base import parse_address
 from bondfolio.inputs.execution import Execution
 from bondfolio.inputs.holdings import Holdings, load_holdings
 from bondfolio.inputs.snapshot import Snapshot
@@ -59,7 +59,7 @@ def read_holdings(markets: str | Path, rpc: Mapping[str, str], account: str, blo
     ChainError
         The node failed after bounded retries, or the pinned block changed while it was read.
     """
-    account = checksum_address(account, "account")
+    account = parse_address(account, "--account")
     read = read_chains(markets, rpc, block, progress, retries, backoff, verify=False)
     snapshot = read.snapshot()
     by_id = {o.id: o for o in snapshot.opportunities}

@@ -42,7 +42,7 @@ from bondfolio.errors import InputError
 from bondfolio.execution.actions import Call, deposit_calls, exit_call, supports, withdraw_call
 from bondfolio.execution.gas import BATCH_OVERHEAD, leg_gas
 from bondfolio.execution.safe import batch_file, multisend, multisend_call_only_address
-from bondfolio.inputs.base import canonical_json, checksum_address, read_source, sha256_hex
+from bondfolio.inputs.base import canonical_json, parse_address, read_source, sha256_hex
 from bondfolio.inputs.execution import Execution
 from bondfolio.inputs.policy import ExecutionSettings
 from bondfolio.inputs.universe import Universe
@@ -280,7 +280,7 @@ def build_plan(decision: DecisionRecord | str | Path | Mapping[str, Any], safe: 
         (pass ``multisend_address``).
     """
     record = load_decision(decision)
-    safe = checksum_address(safe, "--safe")
+    safe = parse_address(safe, "--safe")
     snap, pol, hold = record.inputs_for()
     settings = pol.execution or ExecutionSettings()
     u = Universe.build(snap, hold, pol.nav)
@@ -567,12 +567,15 @@ def _chains(legs: list[Leg], snap: Any, settings: ExecutionSettings, multisend_a
         else:
             cost = None
             if batch:
-                notes.append(f"chain {chain}: no base fee or native price in the snapshot and no [execution] "
-                             "gas_per_leg: the gas cost in base currency is unknown")
+                missing = " and ".join(m for m, v in (("base fee", base_fee), ("native token price", native))
+                                       if v is None)
+                notes.append(f"chain {chain}: the snapshot has no {missing} (set [chains.{chain}] native_price in "
+                             "MARKETS.toml or [execution] native_price) and the policy no [execution] gas_per_leg: "
+                             "the gas cost in base currency is unknown")
         call = None
         if batch and target is not None:
             txs = [(t.to, t.value, bytes.fromhex(t.data[2:])) for leg in batch for t in leg.txs]
-            call = BatchCall(to=checksum_address(target, "--multisend"), value=0, data="0x" + multisend(txs).hex(),
+            call = BatchCall(to=parse_address(target, "--multisend"), value=0, data="0x" + multisend(txs).hex(),
                              operation=1, transactions=len(txs))
         out.append(ChainPlan(chain=chain, chain_id=chain_id, block_number=None if block is None else block.block_number,
                              base_fee_wei=base_fee, native_price=native, multisend=target, gas=gas, gas_cost=cost,

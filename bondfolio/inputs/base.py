@@ -44,6 +44,8 @@ __all__ = [
     "Vector",
     "Years",
     "canonical_json",
+    "checksum_address",
+    "parse_address",
     "read_document",
     "sha256_hex",
     "validate_document",
@@ -85,6 +87,15 @@ def checksum_address(value: str, what: str = "address") -> str:
     if not isinstance(value, str) or not re.match(r"^0x[0-9a-fA-F]{40}$", value):
         raise ValueError(f"{what} {value!r} is not a 0x-prefixed 20-byte hex address")
     return str(to_checksum_address(value))
+
+
+def parse_address(value: str, what: str) -> str:
+    """An address given outside a model (a command-line flag): checksummed, or an
+    :class:`~bondfolio.errors.InputError` naming ``what``."""
+    try:
+        return checksum_address(value, what)
+    except ValueError as exc:
+        raise InputError(f"{exc}: give 0x followed by 40 hex digits") from None
 
 
 Address = Annotated[str, AfterValidator(checksum_address)]

@@ -1,4 +1,4 @@
-"""The README's devnet command runs end to end: anvil, world, snapshot, allocation."""
+"""The README's devnet command runs end to end: anvil, world, Safe, snapshot, holdings, allocation, plan."""
 
 from __future__ import annotations
 
@@ -18,3 +18,9 @@ def test_devnet_example_runs() -> None:
     assert decision["check"]["passed"] is True
     protocols = {a["protocol"] for a in decision["allocation"]}
     assert protocols == {"aave-v3", "compound-v3", "morpho-blue", "metamorpho", "erc4626", "pendle"}
+    plan = json.loads((ROOT / "out" / "devnet" / "plan.json").read_text())
+    batch = json.loads((ROOT / "out" / "devnet" / "batch.json").read_text())
+    assert plan["decision_sha256"] == decision["record_sha256"]
+    assert len(batch["transactions"]) == plan["chains"][0]["call"]["transactions"] > 0
+    assert plan["gas_cost"] is not None  # priced at the block's base fee and the file's native price
+    assert "plan and batch written" in out.stdout

@@ -21,51 +21,12 @@ from bondfolio.adapters.snapshot import read_snapshot
 from bondfolio.cli import main
 from bondfolio.execution.plan import Plan, build_plan
 from bondfolio.execution.verify import verify_plan
-from devnet.deploy import Deployer, built
-from devnet.safe import SafeWorld, deploy_safe, execute
+from devnet.safe import SafeWorld, deploy_safe, execute, fund_safe
 from tests.chain import Chain, reverting
-
-WAD = 10**18
-USDC = 10**6
 
 #: Read-back tolerance per position: one base unit per leg, plus interest accrued over the blocks mined
 #: between the snapshot and the read-back (a few seconds at under 50 % a year: 1e-5 relative is ample).
 REL_INTEREST = 1e-5
-
-
-def _fund(chain: Chain, sw: SafeWorld) -> None:
-    """Positions of the Safe: Aave USDC 300k, Comet 200k (+100k idle), Morpho 300k, MetaMorpho 100k,
-    the DAI savings vault 200k."""
-    w3, world = chain.w3, chain.world
-    admin = w3.eth.accounts[0]
-    d = Deployer(w3, admin)
-    safe = sw.safe.address
-    aave = world.aave
-    a_usdc = aave.tokens["USDC"]
-    d.send(a_usdc.functions.mint(admin, 300_000 * USDC))
-    d.send(a_usdc.functions.approve(aave.pool.address, 300_000 * USDC))
-    d.send(aave.pool.functions.supply(a_usdc.address, 300_000 * USDC, safe, 0))
-    comet_usdc = w3.eth.contract(address=world.comet_base, abi=built("TestToken")["abi"])
-    comet = w3.eth.contract(address=world.comet, abi=built("CometRates")["abi"])
-    d.send(comet_usdc.functions.mint(admin, 200_000 * USDC))
-    d.send(comet_usdc.functions.approve(world.comet, 200_000 * USDC))
-    d.send(comet.functions.supplyTo(safe, world.comet_base, 200_000 * USDC))
-    d.send(comet_usdc.functions.mint(safe, 100_000 * USDC))
-    loan = w3.eth.contract(address=world.morpho_loan, abi=built("TestToken")["abi"])
-    morpho = w3.eth.contract(address=world.morpho, abi=built("Morpho")["abi"])
-    params = morpho.functions.idToMarketParams(bytes.fromhex(world.morpho_market_id[2:])).call()
-    d.send(loan.functions.mint(admin, 400_000 * WAD))
-    d.send(loan.functions.approve(world.morpho, 300_000 * WAD))
-    d.send(morpho.functions.supply(tuple(params), 300_000 * WAD, 0, safe, b""))
-    mm = w3.eth.contract(address=world.metamorpho, abi=built("MetaMorphoVault")["abi"])
-    d.send(mm.functions.setCap(bytes.fromhex(world.morpho_market_id2[2:]), 2_000_000 * WAD))
-    d.send(loan.functions.approve(world.metamorpho, 100_000 * WAD))
-    d.send(mm.functions.deposit(100_000 * WAD, safe))
-    dai = aave.tokens["DAI"]
-    vault = w3.eth.contract(address=world.vault, abi=built("TestVault")["abi"])
-    d.send(dai.functions.mint(admin, 200_000 * WAD))
-    d.send(dai.functions.approve(world.vault, 200_000 * WAD))
-    d.send(vault.functions.deposit(200_000 * WAD, safe))
 
 
 def _policy(holdings_value: float) -> dict[str, Any]:
@@ -89,15 +50,14 @@ def executed(chain: Chain, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     w3 = chain.w3
     with reverting(chain):
         sw = deploy_safe(w3, w3.eth.accounts[0])
-        _fund(chain, sw)
+        fund_safe(w3, chain.world, sw)
         w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
         rpc = {"devnet": chain.node.url}
         out = tmp_path_factory.mktemp("plan")
         # the vaults' yield windows reach back over the funding blocks to the world's own week of growth
         lookback = chain.world.vault_lookback_blocks + w3.eth.block_number - chain.world.block
         markets = out / "markets.toml"
-        markets.write_text(chain.markets.read_text().replace(f"lookback_blocks = {chain.world.vault_lookback_blocks}",
-                                                             f"lookback_blocks = {lookback}"))
+        markets.write_text(chain.world.markets_toml(lookback))
         snapshot, _ = read_snapshot(markets, rpc)
         holdings, _ = read_holdings(markets, rpc, sw.safe.address)
         decision = bondfolio.allocate(snapshot, _policy(sum(holdings.positions.values()) + holdings.cash), holdings)
@@ -111,7 +71,8 @@ def executed(chain: Chain, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         after_holdings, _ = read_holdings(markets, rpc, sw.safe.address)
         after = verify_plan(plan, rpc)
         yield {"plan": plan, "receipt": receipt, "holdings": holdings, "after": after_holdings, "sw": sw,
-               "before": before, "after_verify": after, "record": record, "out": out, "w3": w3}
+               "before": before, "after_verify": after, "record": record, "out": out, "w3": w3,
+               "markets": markets, "url": chain.node.url}
 
 
 def test_plan_orders_legs_and_is_clean(executed: dict[str, Any]) -> None:
@@ -223,3 +184,24 @@ def test_plan_command_writes_plan_and_batch(executed: dict[str, Any], capsys: py
     assert written["plan_sha256"] == executed["plan"].plan_sha256  # deterministic: the same decision, the same plan
     assert json.loads((out / "batch.json").read_text())["meta"]["checksum"].startswith("0x")
     assert "plan is clean" in capsys.readouterr().out
+
+
+def test_holdings_and_verify_commands(executed: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    out: Path = executed["out"]
+    sw: SafeWorld = executed["sw"]
+    path = out / "holdings.json"
+    assert main(["holdings", "--markets", str(executed["markets"]), "--rpc", executed["url"], "--account",
+                 sw.safe.address, "--out", str(path)]) == 0
+    written = json.loads(path.read_text())
+    assert written["account"] == sw.safe.address
+    assert written["units"] == {k: v.model_dump() for k, v in (executed["after"].units or {}).items()}
+    plan_path = out / "verify-plan.json"
+    plan_path.write_text(executed["plan"].to_json())
+    capsys.readouterr()
+    # the batch was executed: its withdrawals no longer fit the Safe's positions (exit 8), leg by leg
+    assert main(["plan", "--verify", str(plan_path), "--rpc", executed["url"]]) == 8
+    text = capsys.readouterr().out
+    assert "DOES NOT FIT" in text and "the Safe's position is" in text
+    assert main(["holdings", "--markets", str(executed["markets"]), "--rpc", executed["url"], "--account",
+                 "0x123", "--out", str(out / "bad.json")]) == 2
+    assert not (out / "bad.json").exists()
