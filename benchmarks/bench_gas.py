@@ -1,4 +1,4 @@
-"""Gas per leg, measured on the local chain through a real Safe 1.4.1, against bondfolio.execution.gas.
+"""Gas per leg, measured on the local chain through a real Safe 1.4.1, against bondfolio.inputs.gas.
 
     npm ci && pip install -e . && python benchmarks/bench_gas.py
 
@@ -20,8 +20,8 @@ sys.path.insert(0, str(ROOT))
 from web3 import Web3  # noqa: E402
 
 from bondfolio.execution.actions import deposit_calls, exit_call, withdraw_call  # noqa: E402
-from bondfolio.execution.gas import BATCH_OVERHEAD, GAS  # noqa: E402
 from bondfolio.execution.safe import multisend  # noqa: E402
+from bondfolio.inputs.gas import BATCH_OVERHEAD, GAS  # noqa: E402
 from devnet.anvil import Anvil  # noqa: E402
 from devnet.deploy import Deployer  # noqa: E402
 from devnet.safe import deploy_safe, execute, fund_safe  # noqa: E402

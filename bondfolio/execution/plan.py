@@ -21,7 +21,7 @@ does not encode, and the part of the deposit that waits for it is marked and lef
 
 The plan then reports the weights it actually reaches and runs the independent constraint check on
 them: a constraint the rounding, reductions or deferrals break is named and the plan is flagged (not
-``clean``). Gas per leg comes from :mod:`bondfolio.execution.gas`; the total is priced at the
+``clean``). Gas per leg comes from :mod:`bondfolio.inputs.gas`; the total is priced at the
 snapshot's base fee. The plan is a typed model (``bondfolio schema plan``), sealed by ``plan_sha256``
 and pointing at the decision's ``record_sha256``.
 """
@@ -40,10 +40,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from bondfolio.constraints.variables import Point
 from bondfolio.errors import InputError
 from bondfolio.execution.actions import Call, deposit_calls, exit_call, supports, withdraw_call
-from bondfolio.execution.gas import BATCH_OVERHEAD, leg_gas
 from bondfolio.execution.safe import batch_file, multisend, multisend_call_only_address
 from bondfolio.inputs.base import canonical_json, parse_address, read_source, sha256_hex
 from bondfolio.inputs.execution import Execution
+from bondfolio.inputs.gas import BATCH_OVERHEAD, leg_gas
 from bondfolio.inputs.policy import ExecutionSettings
 from bondfolio.inputs.universe import Universe
 from bondfolio.solver.decision import TRADE_EPSILON
@@ -93,7 +93,7 @@ class Leg(_Part):
     depends_on: list[str]
     """Intent ids this (part of a) leg waits for; such legs are not in the batch."""
     gas: int
-    """Estimated gas (see :mod:`bondfolio.execution.gas`)."""
+    """Estimated gas (see :mod:`bondfolio.inputs.gas`)."""
     execution: Execution
     """The market's execution data at the snapshot (what ``plan --verify`` re-reads)."""
     expected_assets_after: int

@@ -31,6 +31,7 @@ __all__ = [
     "ExecutionSettings",
     "Objective",
     "Policy",
+    "RebalanceSettings",
     "SolverSettings",
     "constraint_kinds",
     "load_policy",
@@ -169,6 +170,27 @@ class ExecutionSettings(StrictModel):
     """Base currency per native token by chain, where the snapshot does not record it."""
 
 
+class RebalanceSettings(StrictModel):
+    """``[rebalance]``: when a move pays (see ``bondfolio rebalance-check``)."""
+
+    horizon_days: float = Field(default=7.0, gt=0.0, le=3650.0)
+    """Days over which the gain of a move is accrued against its one-off costs (gas, slippage,
+    proportional costs); the gate's decision charges those costs against this horizon's yield."""
+    min_net_gain: float = 0.0
+    """Act only when the gain over the horizon less the costs reaches this (base currency)."""
+    min_net_gain_bp: float = 0.0
+    """The same in basis points of NAV; the larger of the two applies."""
+    depeg_threshold: float = Field(default=0.02, gt=0.0, lt=1.0)
+    """A held market whose asset price is below ``1 - depeg_threshold`` (stablecoins: base currency per
+    token) must be left."""
+    max_utilization: float = Field(default=0.98, gt=0.0, le=1.0)
+    """A held market more utilized than this (withdrawals at risk) must be left."""
+    min_interval_hours: float = Field(default=0.0, ge=0.0)
+    """Hold (unless a must-act trigger fires) when the last decision (``--last``) is more recent."""
+    max_turnover: float | None = Field(default=None, gt=0.0)
+    """Largest ``sum |w - w0|`` of one move (fraction of NAV)."""
+
+
 ConstraintList = Annotated[tuple[SerializeAsAny[ConstraintSpec], ...], BeforeValidator(_parse_constraints)]
 
 
@@ -185,8 +207,10 @@ class Policy(OmitUnset, StrictModel):
     """The constraints, each a table with a ``kind`` and its parameters."""
     execution: ExecutionSettings | None = None
     """``[execution]``: plan settings (minimum trade, legs, liquidity margin, intents' worst price)."""
+    rebalance: RebalanceSettings | None = None
+    """``[rebalance]``: the gate's horizon, thresholds and triggers."""
 
-    omit_when_none = ("execution",)
+    omit_when_none = ("execution", "rebalance")
 
 
 def load_policy(source: Policy | str | Path | dict[str, Any]) -> Policy:

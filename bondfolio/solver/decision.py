@@ -23,6 +23,7 @@ from bondfolio.inputs.holdings import Holdings
 from bondfolio.inputs.policy import Policy
 from bondfolio.inputs.snapshot import Snapshot
 from bondfolio.inputs.universe import Universe
+from bondfolio.solver.mixed import describe
 from bondfolio.solver.program import Program, Solution
 from bondfolio.solver.record import DECISION_SCHEMA, DecisionRecord, dump_record, input_sha256
 
@@ -169,6 +170,7 @@ class Decision:
             "liquidity_buffer": buffers,
             "turnover": float(np.sum(np.abs(dw))),
             "trading_cost": costs["trading_cost"],
+            **({"fixed_cost": costs["fixed_cost"]} if "fixed_cost" in costs else {}),
             "slippage_cost": costs.get("slippage", 0.0),
             "objective": objective,
             "solver_objective": self.solution.objective,
@@ -254,6 +256,7 @@ class Decision:
                 "options": sol.options,
             },
             **({"rate_impact": sol.rate_impact} if sol.rate_impact is not None else {}),
+            **({"trade_choice": sol.mixed} if sol.mixed is not None else {}),
             "provenance": {
                 **inputs_digest(self.snapshot, self.policy, self.holdings, inputs),
                 "versions": versions(),
@@ -337,6 +340,9 @@ class Decision:
         lines += ["", f"check: {'passed' if c['passed'] else 'FAILED'}, {c['rows_checked']} rows, largest violation "
                       f"{c['max_violation']:.2e} (tolerance {c['tolerance']:g}){flag}",
                   f"solver: {self.solution.solver} {self.solution.status}"]
+        if self.solution.mixed is not None:
+            fixed = (m.get("fixed_cost") or 0.0) * m["nav"]
+            lines.append(f"trades: {describe(self.solution.mixed)}; fixed costs {fixed:,.2f} {ccy}")
         return "\n".join(lines) + "\n"
 
 

@@ -35,7 +35,8 @@ from bondfolio.inputs.policy import Policy
 from bondfolio.inputs.snapshot import Opportunity
 from bondfolio.inputs.universe import Universe
 from bondfolio.solver.bounds import BoundFold
-from bondfolio.solver.objective import Risk, Term, TradingCost, objective_terms
+from bondfolio.solver.mixed import solve_mixed
+from bondfolio.solver.objective import FixedCost, Risk, Term, TradingCost, objective_terms
 from bondfolio.solver.rate_impact import RateImpact, solve_with_impact
 from bondfolio.solver.solve import OBJECTIVE_SCALE, SOLVER_OPTIONS, Attempt, Solution, solve_once
 
@@ -136,6 +137,7 @@ class Program:
         for term in self.terms:  # before collecting definitions: a term may create shared variables
             if term.per_assembly and term.active:
                 expr = expr + term.expression(v) if term.sign > 0 else expr - term.expression(v)
+            if term.active and not term.linear:
                 extra += term.constraints()
         cvx = [*v.definitions, *self.fold.cvx, *extra]
         for comp in self.compiled:
@@ -221,11 +223,26 @@ class Program:
 
     # ------------------------------------------------------------------ solving
     def solve(self, reuse: bool = False) -> Solution:
-        """Solve (see :func:`bondfolio.solver.solve.solve_once`); with rate impact, refine and repair
-        the envelopes (see :func:`bondfolio.solver.rate_impact.solve_with_impact`)."""
+        """Solve (see :func:`bondfolio.solver.solve.solve_once`); with fixed costs, choose which
+        positions trade (:func:`bondfolio.solver.mixed.solve_mixed`); with rate impact, refine and
+        repair the envelopes (:func:`bondfolio.solver.rate_impact.solve_with_impact`) around that choice."""
+        fixed = self.fixed_cost
+        if fixed is not None:
+            solution = solve_mixed(self, fixed)
+            if self.impact is None:
+                return solution
+            mixed = solution.mixed
+            solution = solve_with_impact(self, self.impact, reuse=True)  # the trade pattern stays fixed
+            solution.mixed = mixed
+            return solution
         if self.impact is None:
             return self.solve_once(reuse)
         return solve_with_impact(self, self.impact, reuse)
+
+    @property
+    def fixed_cost(self) -> FixedCost | None:
+        """The ``fixed_cost`` term, when the policy has one."""
+        return next((t for t in self.terms if isinstance(t, FixedCost)), None)
 
     def solve_once(self, reuse: bool = False) -> Solution:
         """One pass over the policy's solver order (see :func:`bondfolio.solver.solve.solve_once`)."""
@@ -236,4 +253,7 @@ class Program:
         results: list[RowResult] = []
         for comp in self.compiled:
             results.extend(comp.constraint.check(point, self.universe, comp.rows))
+        fixed = self.fixed_cost
+        if fixed is not None:
+            results.extend(fixed.check(point, self.policy.solver.check_tolerance))
         return results

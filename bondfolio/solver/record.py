@@ -25,7 +25,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from bondfolio.errors import InputError
-from bondfolio.inputs.base import canonical_json, read_source, sha256_hex
+from bondfolio.inputs.base import OmitUnset, canonical_json, read_source, sha256_hex
 from bondfolio.inputs.holdings import Holdings, load_holdings
 from bondfolio.inputs.policy import Policy, load_policy
 from bondfolio.inputs.snapshot import Snapshot, load_snapshot
@@ -44,7 +44,7 @@ HASH_KEY = "record_sha256"
 UNHASHED: tuple[str, ...] = ("timing", HASH_KEY)
 
 #: Optional top-level parts, absent (not null) when they do not apply.
-_OPTIONAL = ("rate_impact", "inputs")
+_OPTIONAL = ("rate_impact", "trade_choice", "inputs")
 
 #: Where each embedded input's sha256 lives in ``provenance``.
 _INPUT_HASH = {"snapshot": "snapshot_sha256", "policy": "policy_sha256", "holdings": "holdings_sha256"}
@@ -117,7 +117,7 @@ class Trade(_Part):
     tokens: float
 
 
-class Metrics(_Part):
+class Metrics(OmitUnset, _Part):
     """Portfolio numbers recomputed with numpy from the weights (fractions of NAV and decimals)."""
 
     nav: float
@@ -137,9 +137,13 @@ class Metrics(_Part):
     """Withdrawable within each horizon (``"1d"``...), fraction of NAV."""
     turnover: float
     trading_cost: float
+    fixed_cost: float | None = None
+    """Fixed costs (gas) of the traded positions, fraction of NAV (policies with ``[execution]``)."""
     slippage_cost: float
     objective: float
     """The objective at the answer, evaluated in numpy (APY units)."""
+
+    omit_when_none = ("fixed_cost",)
     solver_objective: float
     """The objective as the solver reported it (informational)."""
 
@@ -243,6 +247,9 @@ class DecisionRecord(_Part):
     solver: SolverReport
     rate_impact: dict[str, Any] | None = None
     """Per-market APY before and after, envelope accuracy and repairs (only where rate impact is modelled)."""
+    trade_choice: dict[str, Any] | None = None
+    """How the traded positions were chosen under fixed costs and ``min_trade`` (policies with
+    ``[execution]``): method, whether exact, nodes, the relaxation's bound and gap."""
     provenance: Provenance
     timing: Timing
     inputs: RecordInputs | None = None

@@ -88,6 +88,8 @@ class Solution:
     """Per-market APY before and after, envelope accuracy and repairs (when rate impact is modelled)."""
     objective_exact: float | None = None
     """The objective evaluated on the exact curves (when rate impact is modelled)."""
+    mixed: dict[str, Any] | None = None
+    """Which positions to trade, when the program has fixed costs: method, nodes, bound and gap."""
 
     @property
     def max_violation(self) -> float:

@@ -91,7 +91,8 @@ def test_redact_keeps_host_only() -> None:
 
 
 def test_wrong_chain_id(chain: Chain, tmp_path: Path) -> None:
-    body = "[chains.devnet]\nchain_id = 1\n\n" + chain.markets.read_text()
+    body = chain.markets.read_text().replace("chain_id = 31337", "chain_id = 1")
+    assert "chain_id = 1\n" in body
     with pytest.raises(ChainError, match=r"the node is on chain id 31337, but chain 'devnet' expects 1"):
         read_snapshot(markets_file(tmp_path, body), {"devnet": chain.node.url})
 

@@ -13,6 +13,7 @@ term               sign    magnitude (APY units, fractions of NAV)
 ``risk``           \\-      ``(gamma / 2) w' Sigma w``
 ``trading_cost``   \\-      ``cost' |w - w0|`` (one-off)
 ``slippage``       \\-      AMM slippage of the trade (one-off)
+``fixed_cost``     \\-      gas per traded position (one-off; policies with ``[execution]``)
 ``carry``          \\-      hedges' carry ``carry' |w_h|``
 ``failure_loss``   \\-      ``phi el' w`` (expected failure loss)
 ``penalty:<c>``    \\-      ``rho_c g_c(w)`` of each soft constraint ``c``
@@ -34,14 +35,15 @@ from bondfolio.solver.objective.carry import Carry
 from bondfolio.solver.objective.cash import Cash
 from bondfolio.solver.objective.curves import CurveIncome, Slippage
 from bondfolio.solver.objective.failure import FailureLoss
+from bondfolio.solver.objective.fixed_cost import FixedCost
 from bondfolio.solver.objective.income import Yield
 from bondfolio.solver.objective.penalty import Penalty
 from bondfolio.solver.objective.risk import Risk
 from bondfolio.solver.objective.trading_cost import TradingCost, trading_costs
 from bondfolio.solver.rate_impact import RateImpact
 
-__all__ = ["Carry", "Cash", "CurveIncome", "FailureLoss", "Penalty", "Risk", "Slippage", "Term", "TradingCost",
-           "Yield", "objective_terms", "trading_costs"]
+__all__ = ["Carry", "Cash", "CurveIncome", "FailureLoss", "FixedCost", "Penalty", "Risk", "Slippage", "Term",
+           "TradingCost", "Yield", "objective_terms", "trading_costs"]
 
 
 def objective_terms(universe: Universe, policy: Policy, compiled: Sequence[Compiled], hedge_idx: np.ndarray,
@@ -58,6 +60,10 @@ def objective_terms(universe: Universe, policy: Policy, compiled: Sequence[Compi
     ]
     if impact is not None:
         terms.append(Slippage(impact, universe.n))
+    if policy.execution is not None:
+        fixed = FixedCost(universe, policy)
+        if fixed.active:
+            terms.append(fixed)
     terms += [Carry(universe, hedge_idx), FailureLoss(universe, obj.failure_aversion)]
     terms += [Penalty(comp, universe) for comp in compiled if comp.constraint.penalty_weight() > 0]
     if impact is not None:

@@ -11,7 +11,7 @@ MultiSendCallOnly loop, per batch, cold storage (the first batch of a Safe costs
 
 from __future__ import annotations
 
-__all__ = ["BATCH_OVERHEAD", "GAS", "MARGIN", "leg_gas"]
+__all__ = ["BATCH_OVERHEAD", "GAS", "MARGIN", "leg_cost", "leg_gas"]
 
 #: Stated margin of an estimate over the measured gas: estimates are the table times this.
 MARGIN = 1.25
@@ -44,3 +44,8 @@ BATCH_OVERHEAD = 80_000
 def leg_gas(protocol: str, action: str) -> int:
     """The estimate for one leg: the measured gas times :data:`MARGIN`."""
     return int(GAS[(protocol, action)] * MARGIN)
+
+
+def leg_cost(protocol: str, action: str, base_fee_wei: int, native_price: float) -> float:
+    """Base currency of one leg's estimated gas at ``base_fee_wei`` and the native token's price."""
+    return leg_gas(protocol, action) * base_fee_wei / 1e18 * native_price
