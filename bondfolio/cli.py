@@ -132,6 +132,21 @@ def _parser() -> argparse.ArgumentParser:
     pl.add_argument("--max-age", type=int, default=3600, metavar="SECONDS",
                     help="with --verify: the oldest snapshot block a plan may be built on (default: 3600)")
 
+    rc = sub.add_parser("rebalance-check", help="act or hold: does the best move pay for itself over the horizon?",
+                        description="Weigh the best gated move's gain over [rebalance] horizon_days against its gas, "
+                                    "slippage and trading costs, check the must-act triggers, and say act (exit 0) or "
+                                    "hold (exit 7), with reasons. On act, --out gets the decision record, so "
+                                    "'rebalance-check ... --out d.json && plan d.json ...' composes.",
+                        epilog=EPILOG + ", 7 hold")
+    rc.add_argument("snapshot", type=Path, metavar="SNAPSHOT", help="snapshot JSON file")
+    rc.add_argument("policy", type=Path, metavar="POLICY", help="policy TOML (or JSON) file")
+    rc.add_argument("--holdings", type=Path, required=True, metavar="FILE", help="current holdings JSON file")
+    rc.add_argument("--last", type=Path, metavar="DECISION.json", help="the last decision (for the cooldown)")
+    rc.add_argument("--safe", metavar="ADDRESS", help="the Safe for the plan on act (default: the holdings' account)")
+    rc.add_argument("--out", type=Path, metavar="D.json", help="on act, write the gated decision record here")
+    rc.add_argument("--verdict", type=Path, metavar="V.json", help="write the sealed verdict record here")
+    rc.add_argument("--format", choices=("table", "json"), default="table")
+
     rm = sub.add_parser("risk-model", help="estimate a factor risk model from daily history into a snapshot",
                         description="Estimate the snapshot's risk.factors from daily APY and price history "
                                     "(see bondfolio.inputs.history).")
@@ -317,6 +332,18 @@ def _plan(args: argparse.Namespace) -> int:
     return 0 if plan.clean else PLAN_UNFIT
 
 
+def _rebalance_check(args: argparse.Namespace) -> int:
+    from bondfolio.execution.gate import HOLD_EXIT, rebalance_check
+
+    verdict = rebalance_check(args.snapshot, args.policy, args.holdings, args.last, args.safe)
+    if args.verdict:
+        write_atomic(args.verdict, verdict.to_json())
+    if args.out and verdict.decision is not None:
+        write_atomic(args.out, json.dumps(verdict.decision, indent=2, ensure_ascii=False) + "\n")
+    sys.stdout.write(verdict.to_json() if args.format == "json" else verdict.table())
+    return 0 if verdict.verdict == "act" else HOLD_EXIT
+
+
 def _risk_model(args: argparse.Namespace) -> int:
     from bondfolio.inputs.history import estimate_risk
 
@@ -439,7 +466,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler = {"allocate": _allocate, "validate": _validate, "snapshot": _snapshot, "schema": _schema,
                "risk-model": _risk_model, "stress": _stress, "replay": _replay, "explain": _explain,
                "diff": _diff, "frontier": _frontier, "report": _report, "holdings": _holdings,
-               "plan": _plan}[args.command]
+               "plan": _plan, "rebalance-check": _rebalance_check}[args.command]
     try:
         return handler(args)
     except BondfolioError as exc:

@@ -102,7 +102,7 @@ def _parse_constraints(value: Any) -> Any:
     return tuple(parsed)
 
 
-class Objective(StrictModel):
+class Objective(OmitUnset, StrictModel):
     """Objective parameters. See the module docstring for the exact formula."""
 
     risk_aversion: float = Field(default=0.0, ge=0.0)
@@ -121,6 +121,12 @@ class Objective(StrictModel):
     ``apy_i w_i`` by the exact curve's income, approximated by a concave envelope)."""
     rate_impact_tolerance_bp: float = Field(default=0.01, gt=0.0, le=100.0)
     """Accuracy of the envelope, in basis points of portfolio APY, where incomes are concave."""
+    cost_horizon_days: float | None = Field(default=None, gt=0.0, le=3650.0)
+    """Charge one-off costs (trading cost, slippage, fixed costs) against this many days of yield
+    instead of a year: they count ``365 / cost_horizon_days`` times in the annual objective. The
+    rebalance gate sets it to ``[rebalance] horizon_days``."""
+
+    omit_when_none = ("cost_horizon_days",)
 
     @field_validator("trading_cost_bp_by_id")
     @classmethod

@@ -139,7 +139,7 @@ class Decision:
         dw = w - u.w0
         apy = np.array([a["apy"] for a in self._allocation])  # after our trade, on the exact curves
         expected = float(apy @ w + obj.cash_apy * x.cash)
-        costs = {t.name: t.value(x) if t.active else 0.0 for t in self.program.terms if t.sign < 0}
+        costs = {t.name: t.amount(x) if t.active else 0.0 for t in self.program.terms if t.sign < 0}
         objective = expected  # the incomes are the expected APY; then every cost term, in order
         for term in self.program.terms:
             if term.sign < 0 and term.active:

@@ -101,7 +101,7 @@ def _bondfolio(b: dict) -> bondfolio.Decision:
 @pytest.mark.parametrize("seed", range(BOOKS))
 def test_branch_and_bound_equals_brute_force(seed: int) -> None:
     b = _book(seed)
-    best, pattern = _brute(b)
+    best, _ = _brute(b)
     d = _bondfolio(b)
     if b["gas"] or b["min_trade"]:
         assert d.solution.mixed is not None and d.solution.mixed["exact"]

@@ -51,17 +51,18 @@ def objective_terms(universe: Universe, policy: Policy, compiled: Sequence[Compi
     """Every term of ``policy``'s objective on ``universe``, in order (inactive ones included, so
     reports can name them)."""
     obj = policy.objective
+    scale = 1.0 if obj.cost_horizon_days is None else 365.0 / obj.cost_horizon_days
     curve_idx = np.zeros(0, dtype=int) if impact is None else impact.idx
     terms: list[Term] = [
         Yield(universe, curve_idx),
         Cash(universe.n, obj.cash_apy),
         Risk(universe, obj.risk_aversion, bool(obj.risk_aversion > 0 if with_risk is None else with_risk)),
-        TradingCost(universe, policy),
+        TradingCost(universe, policy, scale),
     ]
     if impact is not None:
-        terms.append(Slippage(impact, universe.n))
+        terms.append(Slippage(impact, universe.n, scale))
     if policy.execution is not None:
-        fixed = FixedCost(universe, policy)
+        fixed = FixedCost(universe, policy, scale)
         if fixed.active:
             terms.append(fixed)
     terms += [Carry(universe, hedge_idx), FailureLoss(universe, obj.failure_aversion)]

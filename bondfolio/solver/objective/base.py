@@ -37,6 +37,11 @@ class Term:
     """+1 for an income, -1 for a cost."""
     linear: ClassVar[bool] = False
     """Whether the term is ``coefficients() @ w`` (folded into one Parameter by the program)."""
+    one_off: ClassVar[bool] = False
+    """A one-off cost (paid once per move): charged against ``objective.cost_horizon_days`` of yield."""
+    scale: float = 1.0
+    """One-off costs: ``365 / cost_horizon_days`` (1 by default, a year); :meth:`value` includes it,
+    :meth:`amount` does not."""
     per_assembly: ClassVar[bool] = False
     """Whether the expression is built anew each time the program is assembled (terms whose model
     the solver refines between solves, e.g. rate-curve envelopes)."""
@@ -64,6 +69,10 @@ class Term:
         if self.linear:
             return float(self.coefficients() @ x.w)
         raise NotImplementedError
+
+    def amount(self, x: Point) -> float:
+        """The magnitude without :attr:`scale`: for one-off costs, what is paid (fraction of NAV)."""
+        return self.value(x) / self.scale
 
     def marginal(self, x: Point) -> np.ndarray:
         """``d value / d w_i`` at ``x`` per position (a subgradient where the term has a kink)."""

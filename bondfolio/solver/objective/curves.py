@@ -75,10 +75,12 @@ class Slippage(Term):
     name: ClassVar[str] = "slippage"
     sign: ClassVar[int] = -1
     per_assembly: ClassVar[bool] = True
+    one_off: ClassVar[bool] = True
 
-    def __init__(self, impact: RateImpact, n: int) -> None:
+    def __init__(self, impact: RateImpact, n: int, scale: float = 1.0) -> None:
         self.impact = impact
         self.n = n
+        self.scale = scale
 
     @property
     def active(self) -> bool:
@@ -86,14 +88,15 @@ class Slippage(Term):
 
     def expression(self, v: Vars) -> cp.Expression:
         impact = self.impact
-        self.param = cp.Parameter(impact.amm_idx.size, nonneg=True, name="slippage", value=impact.amm_coef)
+        self.param = cp.Parameter(impact.amm_idx.size, nonneg=True, name="slippage", value=impact.amm_coef * self.scale)
         return self.param @ cp.square(v.trade_size[impact.amm_idx])
 
     def value(self, x: Point) -> float:
-        return float(np.sum(self.impact.slippage(x.w)))
+        return self.scale * float(np.sum(self.impact.slippage(x.w)))
 
     def marginal(self, x: Point) -> np.ndarray:
         out = np.zeros(self.n)
         impact = self.impact
-        out[impact.amm_idx] = 2 * impact.amm_coef * (x.w[impact.amm_idx] - impact.universe.w0[impact.amm_idx])
+        out[impact.amm_idx] = (2 * self.scale * impact.amm_coef
+                               * (x.w[impact.amm_idx] - impact.universe.w0[impact.amm_idx]))
         return out

@@ -74,9 +74,11 @@ class FixedCost(Term):
 
     name: ClassVar[str] = "fixed_cost"
     sign: ClassVar[int] = -1
+    one_off: ClassVar[bool] = True
 
-    def __init__(self, universe: Universe, policy: Policy) -> None:
+    def __init__(self, universe: Universe, policy: Policy, scale: float = 1.0) -> None:
         self.universe = universe
+        self.scale = scale
         settings = policy.execution
         self.min_trade = 0.0 if settings is None else settings.min_trade
         buy, sell, self.notes = leg_costs(universe, policy)
@@ -110,7 +112,7 @@ class FixedCost(Term):
         self._cons = [v.w[idx] - v.w0[idx] == b - s, b <= cp.multiply(cap, zb), s <= cp.multiply(cap, zs),
                       b >= self.m * zb, s >= self.m * zs, zb + zs <= 1,
                       zb >= self.lo_b, zb <= self.hi_b, zs >= self.lo_s, zs <= self.hi_s]
-        return self.buy[idx] @ zb + self.sell[idx] @ zs
+        return (self.scale * self.buy[idx]) @ zb + (self.scale * self.sell[idx]) @ zs
 
     def constraints(self) -> list[cp.Constraint]:
         return self._cons
@@ -128,7 +130,7 @@ class FixedCost(Term):
     def value(self, x: Point) -> float:
         bought, sold = self.traded(x, 1e-9)
         idx = self.scope
-        return float(self.buy[idx] @ bought + self.sell[idx] @ sold)
+        return self.scale * float(self.buy[idx] @ bought + self.sell[idx] @ sold)
 
     def marginal(self, x: Point) -> np.ndarray:
         return np.zeros(self.universe.n)  # piecewise constant

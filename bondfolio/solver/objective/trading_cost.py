@@ -41,12 +41,14 @@ class TradingCost(Term):
 
     name: ClassVar[str] = "trading_cost"
     sign: ClassVar[int] = -1
+    one_off: ClassVar[bool] = True
 
-    def __init__(self, universe: Universe, policy: Policy) -> None:
+    def __init__(self, universe: Universe, policy: Policy, scale: float = 1.0) -> None:
         self.universe = universe
         self.policy = policy
+        self.scale = scale
         self.costs = trading_costs(universe, policy)
-        self.param = cp.Parameter(universe.n, name="trading_cost", nonneg=True, value=self.costs)
+        self.param = cp.Parameter(universe.n, name="trading_cost", nonneg=True, value=self.costs * scale)
 
     @property
     def active(self) -> bool:
@@ -56,12 +58,12 @@ class TradingCost(Term):
         return self.param @ v.trade_size
 
     def value(self, x: Point) -> float:
-        return float(self.costs @ np.abs(x.w - self.universe.w0))
+        return self.scale * float(self.costs @ np.abs(x.w - self.universe.w0))
 
     def marginal(self, x: Point) -> np.ndarray:
-        return np.asarray(self.costs * np.sign(x.w - self.universe.w0))
+        return np.asarray(self.scale * self.costs * np.sign(x.w - self.universe.w0))
 
     def update(self, universe: Universe) -> None:
         self.universe = universe
         self.costs = trading_costs(universe, self.policy)
-        self.param.value = self.costs
+        self.param.value = self.costs * self.scale
