@@ -144,8 +144,24 @@ def _parser() -> argparse.ArgumentParser:
     rc.add_argument("--last", type=Path, metavar="DECISION.json", help="the last decision (for the cooldown)")
     rc.add_argument("--safe", metavar="ADDRESS", help="the Safe for the plan on act (default: the holdings' account)")
     rc.add_argument("--out", type=Path, metavar="D.json", help="on act, write the gated decision record here")
+    rc.add_argument("--multisend", metavar="ADDRESS", help="MultiSendCallOnly address for the plan (a local node)")
     rc.add_argument("--verdict", type=Path, metavar="V.json", help="write the sealed verdict record here")
     rc.add_argument("--format", choices=("table", "json"), default="table")
+
+    mo = sub.add_parser("monitor", help="one read-only pass: snapshot, health of held markets, drift, the verdict",
+                        description="Read every market at the latest block, report the health of every held market, "
+                                    "the drift of the holdings and the gate's verdict: one JSON event on stdout, one "
+                                    "human line on stderr; with --out, files written atomically into DIR only on "
+                                    "success.", epilog=SNAPSHOT_EPILOG + ", 7 hold")
+    mo.add_argument("--markets", type=Path, required=True, metavar="MARKETS.toml", help="markets to read")
+    mo.add_argument("--rpc", action="append", default=[], metavar="[CHAIN=]URL",
+                    help="JSON-RPC URL for every chain, or CHAIN=URL (repeatable); default: the environment")
+    mo.add_argument("--policy", type=Path, required=True, metavar="POLICY", help="policy TOML (or JSON) file")
+    mo.add_argument("--holdings", type=Path, required=True, metavar="FILE", help="current holdings JSON file")
+    mo.add_argument("--last", type=Path, metavar="DECISION.json", help="the last decision (drift and cooldown)")
+    mo.add_argument("--overrides", type=Path, metavar="FILE", help="failure-source news and field overrides")
+    mo.add_argument("--out", type=Path, metavar="DIR", help="write snapshot, verdict, decision and plan here")
+    mo.add_argument("--multisend", metavar="ADDRESS", help="MultiSendCallOnly address for the plan (a local node)")
 
     rm = sub.add_parser("risk-model", help="estimate a factor risk model from daily history into a snapshot",
                         description="Estimate the snapshot's risk.factors from daily APY and price history "
@@ -335,13 +351,38 @@ def _plan(args: argparse.Namespace) -> int:
 def _rebalance_check(args: argparse.Namespace) -> int:
     from bondfolio.execution.gate import HOLD_EXIT, rebalance_check
 
-    verdict = rebalance_check(args.snapshot, args.policy, args.holdings, args.last, args.safe)
+    verdict = rebalance_check(args.snapshot, args.policy, args.holdings, args.last, args.safe, args.multisend)
     if args.verdict:
         write_atomic(args.verdict, verdict.to_json())
     if args.out and verdict.decision is not None:
         write_atomic(args.out, json.dumps(verdict.decision, indent=2, ensure_ascii=False) + "\n")
     sys.stdout.write(verdict.to_json() if args.format == "json" else verdict.table())
     return 0 if verdict.verdict == "act" else HOLD_EXIT
+
+
+def _monitor(args: argparse.Namespace) -> int:
+    from bondfolio.adapters.snapshot import environment, load_markets, resolve_rpc
+    from bondfolio.execution.gate import HOLD_EXIT
+    from bondfolio.execution.monitor import monitor
+
+    if args.out is not None and not args.out.is_dir():
+        raise InputError(f"--out '{args.out}' is not a folder: create it first")
+    _, specs = load_markets(args.markets)
+    rpc = resolve_rpc(sorted({s.chain for s in specs}), args.rpc, environment())
+    report = monitor(args.markets, rpc, args.policy, args.holdings, args.last, args.overrides, args.multisend)
+    if args.out is not None:
+        v = report.verdict
+        files = {"snapshot.json": report.snapshot.model_dump_json(indent=1, by_alias=True, exclude_none=True) + "\n",
+                 "verdict.json": v.to_json()}
+        if v.decision is not None:
+            files["decision.json"] = json.dumps(v.decision, indent=2, ensure_ascii=False) + "\n"
+        if v.plan is not None:
+            files["plan.json"] = json.dumps(v.plan, indent=2, ensure_ascii=False) + "\n"
+        for name, text in files.items():
+            write_atomic(args.out / name, text)
+    print(json.dumps(report.event(), separators=(",", ":")))
+    print(report.line(), file=sys.stderr)
+    return 0 if report.verdict.verdict == "act" else HOLD_EXIT
 
 
 def _risk_model(args: argparse.Namespace) -> int:
@@ -466,7 +507,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler = {"allocate": _allocate, "validate": _validate, "snapshot": _snapshot, "schema": _schema,
                "risk-model": _risk_model, "stress": _stress, "replay": _replay, "explain": _explain,
                "diff": _diff, "frontier": _frontier, "report": _report, "holdings": _holdings,
-               "plan": _plan, "rebalance-check": _rebalance_check}[args.command]
+               "plan": _plan, "rebalance-check": _rebalance_check, "monitor": _monitor}[args.command]
     try:
         return handler(args)
     except BondfolioError as exc:

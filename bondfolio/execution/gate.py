@@ -198,10 +198,10 @@ HoldingsLike = Holdings | str | Path | Mapping[str, Any]
 
 
 def rebalance_check(snapshot: SnapshotLike, policy: PolicyLike, holdings: HoldingsLike, last: Any = None,
-                    safe: str | None = None) -> Verdict:
+                    safe: str | None = None, multisend: str | None = None) -> Verdict:
     """The gate's verdict for moving from ``holdings`` under ``policy`` on ``snapshot`` (see the module
     docstring). ``last`` is the last decision record (for the cooldown); ``safe`` overrides the
-    holdings' account for the plan."""
+    holdings' account for the plan, ``multisend`` the MultiSendCallOnly address (a local node)."""
     snap = load_snapshot(snapshot)  # type: ignore[arg-type]
     pol = load_policy(policy)  # type: ignore[arg-type]
     hold = load_holdings(holdings)  # type: ignore[arg-type]
@@ -220,11 +220,11 @@ def rebalance_check(snapshot: SnapshotLike, policy: PolicyLike, holdings: Holdin
     if pol.execution is None:
         gated["execution"] = ExecutionSettings().model_dump(mode="json")
     decision = allocate(snap, gated, hold)
-    return _verdict(decision, u, pol, settings, found, last, safe or hold.account)
+    return _verdict(decision, u, pol, settings, found, last, safe or hold.account, multisend)
 
 
 def _verdict(d: Decision, u: Universe, pol: Policy, settings: RebalanceSettings, found: list[Trigger], last: Any,
-             safe: str | None) -> Verdict:
+             safe: str | None, multisend: str | None) -> Verdict:
     program = d.program
     x0 = Point(np.asarray(u.w0, dtype=float), u.cash0)
     x1 = d.solution.point
@@ -270,7 +270,7 @@ def _verdict(d: Decision, u: Universe, pol: Policy, settings: RebalanceSettings,
     plan: Plan | None = None
     if decision_data is not None and safe is not None:
         try:
-            plan = build_plan(d.record, safe)
+            plan = build_plan(d.record, safe, multisend)
         except BondfolioError as exc:  # the plan is an extra here, reported; `bondfolio plan` shows it in full
             notes.append(f"no plan: {exc}")
     elif decision_data is not None:
@@ -285,7 +285,7 @@ def _verdict(d: Decision, u: Universe, pol: Policy, settings: RebalanceSettings,
 
 def _gwei(u: Universe) -> str:
     fees = sorted({b.base_fee_wei for b in u.snapshot.as_of.chains.values() if b.base_fee_wei is not None})
-    return ", ".join(f"{f / 1e9:.3g} gwei" for f in fees)
+    return ", ".join(f"{f / 1e9:.3g} gwei" if f >= 10**6 else f"{f} wei" for f in fees)
 
 
 def _cooldown(last: Any, u: Universe, settings: RebalanceSettings) -> str | None:

@@ -64,8 +64,8 @@ def test_the_same_gain_at_a_lower_base_fee_acts() -> None:
     assert v.gain["over_horizon"] == pytest.approx(GAIN, rel=1e-6)
     assert v.costs["gas"] == pytest.approx(_gas_usd(50.0), rel=1e-9)
     assert v.net_gain == pytest.approx(GAIN - _gas_usd(50.0), rel=1e-6)
-    assert v.reasons[0] == (f"act: moving 2 positions gains 96 USD over 7 days, costs 54 USD (gas 54 at 50 gwei), "
-                            f"net 42 clears the threshold 0")
+    assert v.reasons[0] == ("act: moving 2 positions gains 96 USD over 7 days, costs 54 USD (gas 54 at 50 gwei), "
+                            "net 42 clears the threshold 0")
     assert v.decision is not None and v.plan is not None and v.plan["safe"] == SAFE
     assert {t.id: round(t.weight, 9) for t in v.target} == {"a": 0.0, "b": 1.0}
 

@@ -42,7 +42,8 @@ def leg_costs(u: Universe, policy: Policy) -> tuple[np.ndarray, np.ndarray, list
     notes: list[str] = []
     if settings is None:
         return buy, sell, notes
-    unpriced = []
+    unpriced: list[str] = []
+    unmeasured: list[str] = []
     for i, o in enumerate(u.snapshot.opportunities):
         if u.hedge[i]:
             continue
@@ -50,16 +51,25 @@ def leg_costs(u: Universe, policy: Policy) -> tuple[np.ndarray, np.ndarray, list
         fee = block.base_fee_wei if block is not None else None
         native = (block.native_price if block is not None else None) or settings.native_price.get(o.chain)
         ex = o.execution
+        priced = ex is not None and fee is not None and native is not None
         if ex is not None and fee is not None and native is not None and (ex.protocol, "deposit") in GAS:
             buy[i] = leg_cost(ex.protocol, "deposit", fee, native)
             sell[i] = leg_cost(ex.protocol, "withdraw", fee, native)
         elif settings.gas_per_leg is not None:
             buy[i] = sell[i] = settings.gas_per_leg
+        elif priced:
+            unmeasured.append(o.id)
         else:
             unpriced.append(o.id)
     if unpriced:
-        notes.append(f"no gas price for {len(unpriced)} positions ({unpriced[:3]}...): no base fee and native price "
-                     "in the snapshot and no [execution] gas_per_leg; their legs cost 0 in the objective")
+        notes.append(f"no gas price for {len(unpriced)} positions ({', '.join(unpriced[:3])}"
+                     f"{', ...' if len(unpriced) > 3 else ''}): the snapshot has no base fee, native price or "
+                     "execution data for them and the policy no [execution] gas_per_leg; their legs cost 0 in the "
+                     "objective")
+    if unmeasured:
+        notes.append(f"no measured gas for the protocol of {', '.join(unmeasured[:3])}"
+                     f"{', ...' if len(unmeasured) > 3 else ''} (plans do not encode its legs): they cost 0 in the "
+                     "objective unless [execution] gas_per_leg is set")
     return buy, sell, notes
 
 
