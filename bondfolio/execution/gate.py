@@ -81,6 +81,7 @@ class TargetRow(_Part):
     id: str
     weight: float
     amount: float
+    current_weight: float
 
 
 class Verdict(_Part):
@@ -136,9 +137,9 @@ class Verdict(_Part):
                      f"({self.gain['bp']:+.2f} bp of NAV); costs {c['total']:,.2f} (gas {c['gas']:,.2f}, slippage "
                      f"{c['slippage']:,.2f}, trading {c['trading']:,.2f}); net {self.net_gain:,.2f} against a "
                      f"threshold of {self.threshold:,.2f}")
-        moved = [t for t in self.target if t.amount or t.weight]
+        moved = [t for t in self.target if abs(t.weight) > 5e-5 or abs(t.weight - t.current_weight) > 5e-5]
         lines.append(f"target ({self.positions_moved} positions move, turnover {self.turnover:.2%}):")
-        lines += [f"  {t.id:<40} {t.weight:>8.2%} {t.amount:>16,.0f}" for t in moved]
+        lines += [f"  {t.id:<40} {t.current_weight:>8.2%} -> {t.weight:>8.2%} {t.amount:>16,.0f}" for t in moved]
         lines += [f"note: {n}" for n in self.notes]
         return "\n".join(lines) + "\n"
 
@@ -265,7 +266,8 @@ def _verdict(d: Decision, u: Universe, pol: Policy, settings: RebalanceSettings,
         else:
             verdict = "hold"
             reasons.append(f"hold: {what}, net {net:,.0f} below the threshold {max(threshold, 0.0):,.0f}")
-    target = [TargetRow(id=i, weight=float(w), amount=float(w * nav)) for i, w in zip(u.ids, x1.w, strict=True)]
+    target = [TargetRow(id=i, weight=float(w), amount=float(w * nav), current_weight=float(w0))
+              for i, w, w0 in zip(u.ids, x1.w, u.w0, strict=True)]
     decision_data = d.to_dict() if verdict == "act" else None
     plan: Plan | None = None
     if decision_data is not None and safe is not None:

@@ -122,3 +122,19 @@ def test_command_exit_codes_compose(tmp_path: Path) -> None:
     assert json.loads(out.read_text())["schema"] == "bondfolio.decision/1"
     verdict = json.loads((tmp_path / "v.json").read_text())
     assert verdict["verdict"] == "act" and len(verdict["verdict_sha256"]) == 64
+
+
+def test_the_example_treasury_acts_then_holds(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # the README's two cases: the example holdings break caps (must act, even at a net loss); the holdings
+    # that acting leads to (examples/treasury/holdings-rebalanced.json) hold
+    from tests.factories import EXAMPLE
+
+    gate, policy = (EXAMPLE / "gate.toml").read_text(), (EXAMPLE / "policy.toml").read_text()
+    assert gate.startswith(policy.rstrip("\n"))  # the gate's policy is the example's, word for word, plus two tables
+    args = [str(EXAMPLE / "snapshot.json"), str(EXAMPLE / "gate.toml"), "--holdings"]
+    assert main(["rebalance-check", *args, str(EXAMPLE / "holdings.json"), "--out", str(tmp_path / "d.json")]) == 0
+    act = capsys.readouterr().out
+    assert act.startswith("ACT: act: must act (8 triggers); moving 20 positions")
+    assert "max_weight{max=0.12}[aave-v3-eth-usdc]: 0.28 outside [-inf, 0.12]" in act
+    assert main(["rebalance-check", *args, str(EXAMPLE / "holdings-rebalanced.json")]) == HOLD_EXIT
+    assert capsys.readouterr().out.startswith("HOLD: hold: no move clears its costs over 7 days")
