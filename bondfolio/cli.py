@@ -16,6 +16,7 @@ import os
 import sys
 import tempfile
 from collections.abc import Sequence
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -162,6 +163,49 @@ def _parser() -> argparse.ArgumentParser:
     mo.add_argument("--overrides", type=Path, metavar="FILE", help="failure-source news and field overrides")
     mo.add_argument("--out", type=Path, metavar="DIR", help="write snapshot, verdict, decision and plan here")
     mo.add_argument("--multisend", metavar="ADDRESS", help="MultiSendCallOnly address for the plan (a local node)")
+
+    hi = sub.add_parser("history", help="fill the history store (DuckDB) from saved data",
+                        description="bondfolio history import SOURCE ...: fill a DuckDB history store "
+                                    "(see bondfolio.inputs.store for the schema).")
+    hsub = hi.add_subparsers(dest="history_command", required=True, metavar="import")
+    imp = hsub.add_parser("import", help="import one source")
+    isub = imp.add_subparsers(dest="source", required=True, metavar="SOURCE")
+    aave = isub.add_parser("aave-v3-daily", help="the daily Aave v3 reserve CSV (../shared/data/aave-v3-daily)")
+    aave.add_argument("csv", type=Path, metavar="CSV")
+    llama = isub.add_parser("defillama", help="files saved from DefiLlama's yields API")
+    llama.add_argument("--pools", type=Path, required=True, metavar="pools.json")
+    llama.add_argument("--charts", type=Path, required=True, metavar="DIR", help="one <pool>.json chart per pool")
+    snaps = isub.add_parser("snapshots", help="a folder of bondfolio snapshot files")
+    snaps.add_argument("folder", type=Path, metavar="DIR")
+    for cmd in (aave, llama, snaps):
+        cmd.add_argument("--store", type=Path, required=True, metavar="STORE.duckdb", help="the history store")
+
+    def backtest_options(cmd: argparse.ArgumentParser) -> None:
+        cmd.add_argument("policy", type=Path, metavar="POLICY", help="policy TOML (or JSON) file")
+        cmd.add_argument("--history", type=Path, required=True, metavar="STORE", help="history store (DuckDB)")
+        cmd.add_argument("--universe", type=Path, required=True, metavar="U.toml", help="series -> opportunities")
+        cmd.add_argument("--start", type=date.fromisoformat, required=True, metavar="YYYY-MM-DD")
+        cmd.add_argument("--end", type=date.fromisoformat, required=True, metavar="YYYY-MM-DD")
+        cmd.add_argument("--every", default="7d", metavar="1d|7d", help="rebalance cadence (default: 7d)")
+        cmd.add_argument("--nav", type=float, default=1_000_000.0, metavar="X", help="starting NAV, base currency")
+        cmd.add_argument("--gate", action="store_true", help="rebalance through the gate (rebalance-check)")
+
+    bt = sub.add_parser("backtest", help="replay a policy over history against baselines",
+                        description="Replay POLICY day by day over the history store, with its costs, against "
+                                    "buy-and-hold, equal weight and rate chasing; every step's decision sealed in "
+                                    "DIR/decisions.", epilog=EPILOG)
+    backtest_options(bt)
+    bt.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
+
+    sw = sub.add_parser("sweep", help="backtest every combination of a parameter grid on Dask",
+                        description="One backtest per combination of GRID.toml's overrides, on a Dask cluster "
+                                    "(local by default, or --address).", epilog=EPILOG)
+    backtest_options(sw)
+    sw.add_argument("--grid", type=Path, required=True, metavar="GRID.toml", help="[grid] 'path' = [values]")
+    sw.add_argument("--engine", choices=("dask", "ray"), default="dask", help="distributed engine (dask)")
+    sw.add_argument("--address", metavar="ADDR", help="an existing Dask scheduler, e.g. tcp://127.0.0.1:8786")
+    sw.add_argument("--workers", type=int, default=2, metavar="N", help="local cluster workers (default: 2)")
+    sw.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder (sweep.csv, sweep.png)")
 
     rm = sub.add_parser("risk-model", help="estimate a factor risk model from daily history into a snapshot",
                         description="Estimate the snapshot's risk.factors from daily APY and price history "
@@ -385,6 +429,75 @@ def _monitor(args: argparse.Namespace) -> int:
     return 0 if report.verdict.verdict == "act" else HOLD_EXIT
 
 
+def _history(args: argparse.Namespace) -> int:
+    from bondfolio.inputs.store import HistoryStore, import_aave_daily, import_defillama, import_snapshots
+
+    with HistoryStore(args.store) as store:
+        if args.source == "aave-v3-daily":
+            report = import_aave_daily(args.csv, store)
+        elif args.source == "defillama":
+            report = import_defillama(args.pools, args.charts, store)
+        else:
+            report = import_snapshots(args.folder, store)
+    sys.stdout.write(report.text())
+    print(f"history store: {args.store}")
+    return 0
+
+
+def _backtest(args: argparse.Namespace) -> int:
+    from bondfolio.backtest import backtest
+    from bondfolio.backtest.report import write_outputs
+
+    if args.out.exists() and not args.out.is_dir():
+        raise InputError(f"--out '{args.out}' is a file: give a folder")
+    result = backtest(args.policy, args.history, args.universe, args.start, args.end, args.every, args.nav,
+                      args.gate, out=args.out)
+    metrics = write_outputs(result, args.out, f"backtest of {args.policy.name}")
+    print(f"{'strategy':<16} {'APY':>8} {'vol':>8} {'max DD':>8} {'turnover':>9} {'costs':>12} {'rebal':>6}")
+    for name, m in metrics.items():
+        print(f"{name:<16} {m['realized_apy']:>8.3%} {m['volatility']:>8.3%} {m['max_drawdown']:>8.3%} "
+              f"{m['turnover']:>9.2f} {sum(m['costs'].values()):>12,.0f} {m['rebalances']:>6}")
+    print(f"{len(result.dates)} days, {result.seconds_per_step * 1000:.0f} ms per step; files in {args.out}")
+    return 0
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from bondfolio.backtest.sweep import run_sweep
+
+    if args.engine == "ray":
+        raise InputError("--engine ray: this bondfolio runs its sweeps on Dask (pure-Python wheels, a local "
+                         "cluster in about a second); use --engine dask")
+    args.out.mkdir(parents=True, exist_ok=True)
+    table = run_sweep(args.policy, args.grid, args.history, args.universe, args.start, args.end, args.every,
+                      args.nav, args.gate, args.workers, args.address)
+    write_atomic(args.out / "sweep.csv", table.drop(columns=["seconds"]).to_csv(float_format="%.8g",
+                                                                                lineterminator="\n"))
+    _sweep_plot(table, args.out / "sweep.png")
+    sys.stdout.write(table.drop(columns=["seconds"]).to_string() + "\n")
+    failed = int(table["error"].notna().sum()) if "error" in table else 0
+    print(f"{len(table)} combinations, {failed} failed; table in {args.out / 'sweep.csv'}")
+    return 0
+
+
+def _sweep_plot(table: Any, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ok = table[table["error"].isna()] if "error" in table else table
+    fig, ax = plt.subplots(figsize=(6, 4))
+    if len(ok):
+        sc = ax.scatter(ok["volatility"] * 100, ok["realized_apy"] * 100, c=ok["costs"], cmap="viridis")
+        fig.colorbar(sc, label="costs (base currency)")
+        for k, row in ok.iterrows():
+            ax.annotate(str(k), (row["volatility"] * 100, row["realized_apy"] * 100), fontsize=7)
+    ax.set_xlabel("volatility, %")
+    ax.set_ylabel("realized APY, %")
+    fig.savefig(path, dpi=110, bbox_inches="tight", metadata={"Software": None})
+    plt.close(fig)
+
+
 def _risk_model(args: argparse.Namespace) -> int:
     from bondfolio.inputs.history import estimate_risk
 
@@ -507,7 +620,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler = {"allocate": _allocate, "validate": _validate, "snapshot": _snapshot, "schema": _schema,
                "risk-model": _risk_model, "stress": _stress, "replay": _replay, "explain": _explain,
                "diff": _diff, "frontier": _frontier, "report": _report, "holdings": _holdings,
-               "plan": _plan, "rebalance-check": _rebalance_check, "monitor": _monitor}[args.command]
+               "plan": _plan, "rebalance-check": _rebalance_check, "monitor": _monitor, "history": _history,
+               "backtest": _backtest, "sweep": _sweep}[args.command]
     try:
         return handler(args)
     except BondfolioError as exc:

@@ -17,6 +17,7 @@ ALLOWED: dict[str, set[str]] = {
     "solver": {"inputs", "constraints"},
     "audit": {"inputs", "constraints", "solver"},
     "execution": {"inputs", "constraints", "solver", "adapters", "audit"},
+    "backtest": {"inputs", "constraints", "solver", "adapters", "audit", "execution"},
 }
 
 

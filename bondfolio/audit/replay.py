@@ -151,7 +151,8 @@ def replay(decision: DecisionRecord | str | Path | Mapping[str, Any], snapshot: 
     record = load_decision(decision)
     snap, pol, hold = record.inputs_for(snapshot, policy, holdings)
     try:
-        new = allocate(snap, pol, hold, embed_inputs=record.embedded).record
+        dpp = record.solver.options.get("ignore_dpp") is False  # solved as a compiled (DPP) program was
+        new = allocate(snap, pol, hold, embed_inputs=record.embedded, dpp=dpp).record
     except BondfolioError as exc:
         return ReplayResult("different", record.sha256, None, error=f"{type(exc).__name__}: {exc}")
     if new.sha256 == record.sha256:

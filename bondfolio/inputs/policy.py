@@ -174,6 +174,8 @@ class ExecutionSettings(StrictModel):
     """Gas cost of one leg in base currency, for snapshots without chain data (no base fee)."""
     native_price: dict[str, float] = Field(default_factory=dict)
     """Base currency per native token by chain, where the snapshot does not record it."""
+    bridge_cost_bp: float = Field(default=5.0, ge=0.0, le=10_000.0)
+    """Cost of moving money between chains, basis points of the amount bridged (backtests)."""
 
 
 class RebalanceSettings(StrictModel):

@@ -69,7 +69,7 @@ def validate(snapshot: SnapshotLike, policy: PolicyLike | None = None,
 
 
 def allocate(snapshot: SnapshotLike, policy: PolicyLike, holdings: HoldingsLike | None = None, *,
-             embed_inputs: bool = True, diagnose_infeasible: bool = True) -> Decision:
+             embed_inputs: bool = True, diagnose_infeasible: bool = True, dpp: bool = False) -> Decision:
     """Solve one allocation problem and return a verified :class:`Decision`.
 
     Parameters
@@ -86,6 +86,9 @@ def allocate(snapshot: SnapshotLike, policy: PolicyLike, holdings: HoldingsLike 
     diagnose_infeasible
         On an infeasible policy, run the elastic diagnosis (:mod:`bondfolio.solver.diagnose`) and
         attach it to the error (default).
+    dpp
+        Compile with DPP (as a program re-solved with new Parameters is, e.g. in a backtest) instead of
+        the faster one-off compilation; recorded in the record's solver options, and replay follows it.
 
     Raises
     ------
@@ -101,7 +104,7 @@ def allocate(snapshot: SnapshotLike, policy: PolicyLike, holdings: HoldingsLike 
     inputs = load_inputs(snapshot, policy, holdings)
     program = Program(inputs.universe, inputs.policy)
     try:
-        solution = program.solve()
+        solution = program.solve(reuse=dpp)
     except InfeasibleError as exc:
         if not diagnose_infeasible:
             raise

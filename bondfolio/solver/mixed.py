@@ -10,10 +10,9 @@ or 1 in any real answer.
   (the relaxation's optimum, an upper bound on every answer below it) cannot beat the incumbent by more
   than :data:`GAP`. It branches on the most fractional flag. The answer is optimal to :data:`GAP`
   (relative to NAV) over every trade pattern.
-- **Heuristic** beyond that (or past :data:`MAX_NODES` nodes): round the relaxation (trade the
-  positions whose relaxed flag is at least 1/2), then drop traded positions one at a time while that
-  improves the objective. Its gap against the relaxation's optimum (an upper bound on the attainable
-  objective) is reported.
+- **Heuristic** beyond that (or past :data:`MAX_NODES` nodes): trade what the relaxation trades, then
+  drop traded positions one at a time while that improves the objective. Its gap against the
+  relaxation's optimum (an upper bound on the attainable objective) is reported.
 
 Either way the final answer is re-solved with every flag fixed, so it is one convex solve, verified by
 the independent check (including the rule that each trade is zero or at least ``min_trade``).
@@ -29,7 +28,7 @@ import numpy as np
 
 from bondfolio.constraints.variables import Point
 from bondfolio.errors import InfeasibleError
-from bondfolio.solver.objective.fixed_cost import INTEGRAL, FixedCost
+from bondfolio.solver.objective.fixed_cost import INTEGRAL, TRADED, FixedCost
 from bondfolio.solver.solve import Solution
 
 __all__ = ["GAP", "MAX_EXACT", "MAX_NODES", "solve_mixed"]
@@ -110,7 +109,7 @@ def solve_mixed(program: Mixed, term: FixedCost) -> Solution:
                 zb, zs = term.flags()
                 frac = np.maximum(np.minimum(zb, 1 - zb), np.minimum(zs, 1 - zs))
                 j = int(np.argmax(frac))
-                if frac[j] <= INTEGRAL:
+                if frac[j] <= INTEGRAL:  # the flags are the pattern (a flag at 1 with m = 0 may move nothing)
                     exact = _exact(program, term, zb > 0.5, zs > 0.5)
                     if exact is not None and (incumbent is None or exact[0] > incumbent[0]):
                         incumbent = exact
@@ -124,13 +123,12 @@ def solve_mixed(program: Mixed, term: FixedCost) -> Solution:
         else:
             method = "heuristic"
         if incumbent is None or method == "heuristic":
-            zb, zs = (np.asarray(v, dtype=float) for v in _relaxed(program, term))
-            heuristic = _heuristic(program, term, zb, zs)
+            heuristic = _heuristic(program, term, root)
             if heuristic is not None and (incumbent is None or heuristic[0] > incumbent[0]):
                 incumbent = heuristic
         if incumbent is None:
-            raise InfeasibleError("no trade pattern satisfies the minimum trade and the constraints together: lower "
-                                  "[execution] min_trade")
+            raise InfeasibleError("no trade pattern found that satisfies the constraints with trades of zero or at "
+                                  f"least [execution] min_trade ({term.min_trade:g}): lower min_trade")
         best_value, fixes = incumbent
     finally:
         term.enforce = True
@@ -143,10 +141,9 @@ def solve_mixed(program: Mixed, term: FixedCost) -> Solution:
     return final
 
 
-def _relaxed(program: Mixed, term: FixedCost) -> tuple[np.ndarray, np.ndarray]:
-    _apply(term, {})
-    program.solve_once(reuse=True)
-    return term.flags()
+def _trades(term: FixedCost, sol: Solution) -> tuple[np.ndarray, np.ndarray]:
+    """The trade pattern a solution actually makes (bought, sold over the term's scope)."""
+    return term.traded(sol.point, TRADED)
 
 
 def _exact(program: Mixed, term: FixedCost, bought: np.ndarray, sold: np.ndarray
@@ -159,15 +156,23 @@ def _exact(program: Mixed, term: FixedCost, bought: np.ndarray, sold: np.ndarray
     return program.exact_objective(sol.point), fixes
 
 
-def _heuristic(program: Mixed, term: FixedCost, zb: np.ndarray, zs: np.ndarray
-               ) -> tuple[float, dict[tuple[int, str], int]] | None:
-    bought, sold = zb >= 0.5, (zs >= 0.5) & (zb < 0.5)
-    best = _exact(program, term, bought, sold)
-    if best is None:  # rounding broke feasibility: trade everything the relaxation touches
-        bought, sold = zb > INTEGRAL, (zs > INTEGRAL) & (zb <= INTEGRAL)
+def _heuristic(program: Mixed, term: FixedCost, root: Solution) -> tuple[float, dict[tuple[int, str], int]] | None:
+    """Trade what the relaxation trades, then drop traded positions one at a time while that improves.
+
+    The relaxation's pattern is read at the check's tolerance; if fixing it is infeasible (moves below
+    the tolerance were holding a bound), every position the relaxation touches at all trades."""
+    best = None
+    _apply(term, {})
+    program.solve_once(reuse=True)  # the relaxation again: its flags and trades, for the patterns below
+    zb, zs = term.flags()
+    candidates = [_trades(term, root), (zb > INTEGRAL, (zs > INTEGRAL) & (zb <= INTEGRAL)),
+                  term.traded(root.point, 1e-12)]
+    for bought, sold in candidates:
         best = _exact(program, term, bought, sold)
-        if best is None:
-            return None
+        if best is not None:
+            break
+    if best is None:
+        return None
     improved = True
     while improved:
         improved = False

@@ -108,7 +108,7 @@ class Program:
         upper[self.fold.ub_idx] = np.asarray(self.fold.ub.value)
         impact = RateImpact(u, obj.rate_impact_tolerance_bp, upper) if obj.rate_impact else None
         self.impact = impact if impact is not None and impact.active else None
-        self.terms: list[Term] = objective_terms(u, policy, self.compiled, v.hedge_idx, self.impact, with_risk)
+        self.terms: list[Term] = objective_terms(u, policy, self.compiled, v.hedge_idx, self.impact, with_risk, upper)
         self.mu = cp.Parameter(u.n, name="linear_objective", value=self._linear_coefficients())
         expr = self.mu @ v.w
         for term in self.terms:

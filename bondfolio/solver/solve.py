@@ -127,7 +127,7 @@ def solve_once(program: Solvable, reuse: bool = False) -> Solution:
         try:
             with warnings.catch_warnings():  # an inaccurate status is recorded and checked, not printed
                 warnings.filterwarnings("ignore", message="Solution may be inaccurate")
-                program.problem.solve(solver=name, ignore_dpp=not reuse, **options)
+                program.problem.solve(solver=name, ignore_dpp=not reuse, warm_start=False, **options)
         except cp.error.SolverError as exc:
             attempts.append(Attempt(name, "error", False, time.perf_counter() - start, str(exc)[:300]))
             continue

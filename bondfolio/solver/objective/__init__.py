@@ -47,7 +47,8 @@ __all__ = ["Carry", "Cash", "CurveIncome", "FailureLoss", "FixedCost", "Penalty"
 
 
 def objective_terms(universe: Universe, policy: Policy, compiled: Sequence[Compiled], hedge_idx: np.ndarray,
-                    impact: RateImpact | None, with_risk: bool | None = None) -> list[Term]:
+                    impact: RateImpact | None, with_risk: bool | None = None,
+                    upper: np.ndarray | None = None) -> list[Term]:
     """Every term of ``policy``'s objective on ``universe``, in order (inactive ones included, so
     reports can name them)."""
     obj = policy.objective
@@ -62,7 +63,7 @@ def objective_terms(universe: Universe, policy: Policy, compiled: Sequence[Compi
     if impact is not None:
         terms.append(Slippage(impact, universe.n, scale))
     if policy.execution is not None:
-        fixed = FixedCost(universe, policy, scale)
+        fixed = FixedCost(universe, policy, scale, upper)
         if fixed.active:
             terms.append(fixed)
     terms += [Carry(universe, hedge_idx), FailureLoss(universe, obj.failure_aversion)]

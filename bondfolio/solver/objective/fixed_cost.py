@@ -6,10 +6,12 @@ the gas of its deposit or withdrawal leg (:mod:`bondfolio.inputs.gas`) at the sn
 the chain's native price, or ``[execution] gas_per_leg`` for a snapshot without chain data. Which
 positions trade is combinatorial; the program holds the convex relaxation::
 
-    w_i - w0_i = b_i - s_i,   m zb_i <= b_i <= U_i zb_i,   m zs_i <= s_i <= U_i zs_i,
+    w_i - w0_i = b_i - s_i,   m zb_i <= b_i <= Ub_i zb_i,   m zs_i <= s_i <= Us_i zs_i,
     zb_i + zs_i <= 1,   lo <= z <= hi,   cost = sum_i cb_i zb_i + cs_i zs_i   (fractions of NAV)
 
-with ``m`` = ``min_trade / NAV`` and ``U_i = 1 + |w0_i|``. With ``z`` in {0, 1} it is exact: a position
+with ``m`` = ``min_trade / NAV``, ``Ub_i`` the room to buy (the position's upper bound, at most 1, less
+``w0_i``) and ``Us_i = w0_i`` the most it can sell: the tightest big-M, so the relaxation's bound is
+strong. With ``z`` in {0, 1} it is exact: a position
 trades (one way) or not, and a trade is at least ``m``. :mod:`bondfolio.solver.mixed` branches on ``z``
 (its bounds ``lo``/``hi`` are Parameters, so every node re-solves without recompiling).
 """
@@ -32,6 +34,9 @@ __all__ = ["FixedCost", "leg_costs"]
 
 #: A relaxation variable within this of 0 or 1 counts as integral.
 INTEGRAL = 1e-6
+#: A move larger than this (fraction of NAV, the independent check's default tolerance) is a trade;
+#: smaller ones are solver round-off and pay no fixed cost.
+TRADED = 1e-7
 
 
 def leg_costs(u: Universe, policy: Policy) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -86,9 +91,13 @@ class FixedCost(Term):
     sign: ClassVar[int] = -1
     one_off: ClassVar[bool] = True
 
-    def __init__(self, universe: Universe, policy: Policy, scale: float = 1.0) -> None:
+    def __init__(self, universe: Universe, policy: Policy, scale: float = 1.0, upper: np.ndarray | None = None
+                 ) -> None:
         self.universe = universe
+        self.policy = policy
         self.scale = scale
+        self.upper = np.ones(universe.n) if upper is None else np.minimum(np.asarray(upper, dtype=float), 1.0)
+        """Each weight's simple upper bound (the program's folded bounds, at most 1): buys cannot exceed it."""
         settings = policy.execution
         self.min_trade = 0.0 if settings is None else settings.min_trade
         buy, sell, self.notes = leg_costs(universe, policy)
@@ -101,6 +110,12 @@ class FixedCost(Term):
         self.hi_b = cp.Parameter(k, name="fixed_cost:buy_cap", value=np.ones(k))
         self.lo_s = cp.Parameter(k, name="fixed_cost:sell_floor", value=np.zeros(k))
         self.hi_s = cp.Parameter(k, name="fixed_cost:sell_cap", value=np.ones(k))
+        idx = self.scope
+        self.cost_b = cp.Parameter(k, nonneg=True, name="fixed_cost:buy_cost", value=self.scale * self.buy[idx])
+        self.cost_s = cp.Parameter(k, nonneg=True, name="fixed_cost:sell_cost", value=self.scale * self.sell[idx])
+        cap_b, cap_s = self._caps()
+        self.cap_b = cp.Parameter(k, nonneg=True, name="fixed_cost:buy_room", value=cap_b)
+        self.cap_s = cp.Parameter(k, nonneg=True, name="fixed_cost:sell_room", value=cap_s)
         self.zb: cp.Variable | None = None
         self.zs: cp.Variable | None = None
         self._cons: list[cp.Constraint] = []
@@ -113,19 +128,30 @@ class FixedCost(Term):
 
     def expression(self, v: Vars) -> cp.Expression:
         idx, k = self.scope, self.scope.size
-        w0 = np.asarray(self.universe.w0)[idx]
-        cap = 1.0 + np.abs(w0)
         b = cp.Variable(k, nonneg=True, name="fixed_cost:buy")
         s = cp.Variable(k, nonneg=True, name="fixed_cost:sell")
         self.zb = zb = cp.Variable(k, name="fixed_cost:buy_flag")
         self.zs = zs = cp.Variable(k, name="fixed_cost:sell_flag")
-        self._cons = [v.w[idx] - v.w0[idx] == b - s, b <= cp.multiply(cap, zb), s <= cp.multiply(cap, zs),
+        self._cons = [v.w[idx] - v.w0[idx] == b - s, b <= cp.multiply(self.cap_b, zb), s <= cp.multiply(self.cap_s, zs),
                       b >= self.m * zb, s >= self.m * zs, zb + zs <= 1,
                       zb >= self.lo_b, zb <= self.hi_b, zs >= self.lo_s, zs <= self.hi_s]
-        return (self.scale * self.buy[idx]) @ zb + (self.scale * self.sell[idx]) @ zs
+        return self.cost_b @ zb + self.cost_s @ zs
 
     def constraints(self) -> list[cp.Constraint]:
         return self._cons
+
+    def _caps(self) -> tuple[np.ndarray, np.ndarray]:
+        """The most a position can be bought (its upper bound less its weight) or sold (its weight)."""
+        w0 = np.asarray(self.universe.w0, dtype=float)[self.scope]
+        return np.maximum(self.upper[self.scope] - w0, 0.0), np.maximum(w0, 0.0)
+
+    def update(self, universe: Universe) -> None:
+        self.universe = universe
+        self.cap_b.value, self.cap_s.value = self._caps()
+        buy, sell, self.notes = leg_costs(universe, self.policy)
+        self.buy, self.sell = buy / universe.nav, sell / universe.nav
+        self.cost_b.value = self.scale * self.buy[self.scope]
+        self.cost_s.value = self.scale * self.sell[self.scope]
 
     def flags(self) -> tuple[np.ndarray, np.ndarray]:
         """The relaxation's ``zb``, ``zs`` at the last solve."""
@@ -138,7 +164,7 @@ class FixedCost(Term):
         return dw > tol, dw < -tol
 
     def value(self, x: Point) -> float:
-        bought, sold = self.traded(x, 1e-9)
+        bought, sold = self.traded(x, TRADED)
         idx = self.scope
         return self.scale * float(self.buy[idx] @ bought + self.sell[idx] @ sold)
 
