@@ -207,6 +207,12 @@ def _parser() -> argparse.ArgumentParser:
     sw.add_argument("--workers", type=int, default=2, metavar="N", help="local cluster workers (default: 2)")
     sw.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder (sweep.csv, sweep.png)")
 
+    sub.add_parser("mcp", help="serve the engine to agents over the Model Context Protocol (stdio)",
+                   description="Serve bondfolio's tools (validate, allocate, explain, diagnose, stress, replay, diff, "
+                               "plan, rebalance_check, snapshot, schema), the JSON Schemas and the bundled example "
+                               "over MCP on stdio. Read-only: no key, no transaction; the RPC URL only from the "
+                               "environment. BONDFOLIO_MCP_DIR: where records are written.")
+
     rm = sub.add_parser("risk-model", help="estimate a factor risk model from daily history into a snapshot",
                         description="Estimate the snapshot's risk.factors from daily APY and price history "
                                     "(see bondfolio.inputs.history).")
@@ -498,6 +504,13 @@ def _sweep_plot(table: Any, path: Path) -> None:
     plt.close(fig)
 
 
+def _mcp(args: argparse.Namespace) -> int:
+    from bondfolio.mcp_server import main as serve
+
+    serve()
+    return 0
+
+
 def _risk_model(args: argparse.Namespace) -> int:
     from bondfolio.inputs.history import estimate_risk
 
@@ -621,7 +634,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                "risk-model": _risk_model, "stress": _stress, "replay": _replay, "explain": _explain,
                "diff": _diff, "frontier": _frontier, "report": _report, "holdings": _holdings,
                "plan": _plan, "rebalance-check": _rebalance_check, "monitor": _monitor, "history": _history,
-               "backtest": _backtest, "sweep": _sweep}[args.command]
+               "backtest": _backtest, "sweep": _sweep, "mcp": _mcp}[args.command]
     try:
         return handler(args)
     except BondfolioError as exc:

@@ -196,14 +196,30 @@ def read_document(path: str | Path) -> Any:
 
 
 def read_source(source: str | Path | Mapping[str, Any], noun: str) -> tuple[Any, str]:
-    """Python data and a label for messages, from a file path, JSON text or a mapping."""
-    if isinstance(source, Path) or (isinstance(source, str) and not source.lstrip().startswith(("{", "["))):
+    """Python data and a label for messages, from a file path, JSON text, TOML text or a mapping.
+
+    A string is JSON text when it starts with ``{``; TOML text when it spans lines or starts with ``[``
+    (a table) and is not JSON; otherwise a file path (JSON, or TOML by its ``.toml`` extension)."""
+    if isinstance(source, Path):
         return read_document(source), f"{noun} '{source}'"
     if isinstance(source, str):
-        try:
-            return json.loads(source), noun
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{noun} is not valid JSON: {exc}") from None
+        text = source.lstrip()
+        if text.startswith("{"):
+            try:
+                return json.loads(source), noun
+            except json.JSONDecodeError as exc:
+                raise InputError(f"{noun} is not valid JSON: {exc}") from None
+        if "\n" in source or text.startswith("["):
+            if text.startswith("["):
+                try:
+                    return json.loads(source), noun
+                except json.JSONDecodeError:
+                    pass
+            try:
+                return tomllib.loads(source), noun
+            except tomllib.TOMLDecodeError as exc:
+                raise InputError(f"{noun} is neither valid JSON nor valid TOML text: {exc}") from None
+        return read_document(source), f"{noun} '{source}'"
     return source, noun
 
 
