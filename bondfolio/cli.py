@@ -14,21 +14,19 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 from bondfolio.errors import BondfolioError, InputError, exit_code_for
+from bondfolio.files import write_atomic
+from bondfolio.schemas import SCHEMAS, schema
 
 __all__ = ["main", "write_atomic"]
 
 EPILOG = "exit codes: 0 ok, 2 invalid input, 3 infeasible policy, 4 solver failure"
 REPLAY_EPILOG = EPILOG + ", 5 the replay differs from the record"
-
-#: Formats ``bondfolio schema`` prints.
-SCHEMAS: tuple[str, ...] = ("snapshot", "holdings", "policy", "decision", "plan")
 
 #: Exit code of a replay whose answer differs from the record.
 REPLAY_DIFFERS = 5
@@ -39,22 +37,23 @@ PLAN_UNFIT = 8
 PLAN_EPILOG = SNAPSHOT_EPILOG + ", 8 the plan is flagged (not clean) or no longer fits"
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file in the same folder and an atomic rename."""
-    path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise InputError(f"cannot write '{path}': folder '{folder}' does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+def count(text: str) -> int:
+    """An argparse type: a whole number, 0 or more."""
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is negative: give 0 or more")
+    return value
+
+
+def positive(text: str) -> int:
+    """An argparse type: a whole number, 1 or more."""
+    value = count(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value}: give 1 or more")
+    return value
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -96,7 +95,7 @@ def _parser() -> argparse.ArgumentParser:
     snap.add_argument("--rpc", action="append", default=[], metavar="[CHAIN=]URL",
                       help="JSON-RPC URL for every chain, or CHAIN=URL (repeatable); default: "
                            "BONDFOLIO_RPC_URL_<CHAIN> or BONDFOLIO_RPC_URL")
-    snap.add_argument("--block", type=int, metavar="N", help="block number to pin (default: latest)")
+    snap.add_argument("--block", type=count, metavar="N", help="block number to pin (default: latest)")
     snap.add_argument("--risk", type=Path, metavar="RISK.toml", help="volatilities of the default factor model")
 
     hold = sub.add_parser("holdings", help="read an account's positions in every market into a holdings file",
@@ -110,7 +109,7 @@ def _parser() -> argparse.ArgumentParser:
     hold.add_argument("--out", type=Path, required=True, metavar="HOLDINGS.json", help="where to write (atomic)")
     hold.add_argument("--rpc", action="append", default=[], metavar="[CHAIN=]URL",
                       help="JSON-RPC URL for every chain, or CHAIN=URL (repeatable); default: the environment")
-    hold.add_argument("--block", type=int, metavar="N", help="block number to pin (default: latest)")
+    hold.add_argument("--block", type=count, metavar="N", help="block number to pin (default: latest)")
 
     pl = sub.add_parser("plan", help="turn a decision into ordered legs and an unsigned Safe batch",
                         description="Turn DECISION.json into an ordered, verified execution plan for the Safe at "
@@ -130,7 +129,7 @@ def _parser() -> argparse.ArgumentParser:
     pl.add_argument("--verify", type=Path, metavar="PLAN.json", help="re-read the chain and check a written plan")
     pl.add_argument("--rpc", action="append", default=[], metavar="[CHAIN=]URL",
                     help="with --verify: JSON-RPC URL for every chain, or CHAIN=URL (repeatable)")
-    pl.add_argument("--max-age", type=int, default=3600, metavar="SECONDS",
+    pl.add_argument("--max-age", type=count, default=3600, metavar="SECONDS",
                     help="with --verify: the oldest snapshot block a plan may be built on (default: 3600)")
 
     rc = sub.add_parser("rebalance-check", help="act or hold: does the best move pay for itself over the horizon?",
@@ -204,7 +203,7 @@ def _parser() -> argparse.ArgumentParser:
     sw.add_argument("--grid", type=Path, required=True, metavar="GRID.toml", help="[grid] 'path' = [values]")
     sw.add_argument("--engine", choices=("dask", "ray"), default="dask", help="distributed engine (dask)")
     sw.add_argument("--address", metavar="ADDR", help="an existing Dask scheduler, e.g. tcp://127.0.0.1:8786")
-    sw.add_argument("--workers", type=int, default=2, metavar="N", help="local cluster workers (default: 2)")
+    sw.add_argument("--workers", type=positive, default=2, metavar="N", help="local cluster workers (default: 2)")
     sw.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder (sweep.csv, sweep.png)")
 
     sub.add_parser("mcp", help="serve the engine to agents over the Model Context Protocol (stdio)",
@@ -221,7 +220,7 @@ def _parser() -> argparse.ArgumentParser:
     rm.add_argument("--out", type=Path, required=True, metavar="S2.json", help="where to write (atomic)")
     rm.add_argument("--method", choices=("ledoit-wolf", "oas", "sample"), default="ledoit-wolf",
                     help="factor covariance estimator (default: ledoit-wolf)")
-    rm.add_argument("--min-days", type=int, default=60, metavar="N",
+    rm.add_argument("--min-days", type=positive, default=60, metavar="N",
                     help="fewest observed daily changes per opportunity (default: 60)")
 
     st = sub.add_parser("stress", help="loss of a decision in every stress scenario, worst first",
@@ -265,7 +264,7 @@ def _parser() -> argparse.ArgumentParser:
     df.add_argument("a", type=Path, metavar="A.json")
     df.add_argument("b", type=Path, metavar="B.json")
     df.add_argument("--no-attribution", action="store_true", help="skip the re-solves")
-    df.add_argument("--max-groups", type=int, default=25, metavar="N", help="re-solve at most N groups (default 25)")
+    df.add_argument("--max-groups", type=count, default=25, metavar="N", help="re-solve at most N groups (default 25)")
     df.add_argument("--format", choices=("text", "json"), default="text")
 
     fr = sub.add_parser("frontier", help="efficient frontier: risk aversion swept over one compiled program",
@@ -274,7 +273,7 @@ def _parser() -> argparse.ArgumentParser:
     fr.add_argument("snapshot", type=Path, metavar="SNAPSHOT")
     fr.add_argument("policy", type=Path, metavar="POLICY")
     fr.add_argument("--holdings", type=Path, metavar="FILE")
-    fr.add_argument("--points", type=int, default=50, metavar="N", help="number of points (default 50)")
+    fr.add_argument("--points", type=positive, default=50, metavar="N", help="number of points (default 50)")
     fr.add_argument("--out", type=Path, metavar="FILE.csv", help="write the CSV here (default: stdout)")
     fr.add_argument("--png", type=Path, metavar="FILE.png", help="write the chart here")
 
@@ -284,7 +283,7 @@ def _parser() -> argparse.ArgumentParser:
                          epilog=EPILOG)
     record_inputs(rep)
     rep.add_argument("--out", type=Path, required=True, metavar="REPORT.html", help="where to write (atomic)")
-    rep.add_argument("--points", type=int, default=25, metavar="N", help="frontier points (0: no frontier)")
+    rep.add_argument("--points", type=count, default=25, metavar="N", help="frontier points (0: no frontier)")
     rep.add_argument("--no-resolve", action="store_true", help="dual estimates only for binding constraints")
 
     sch = sub.add_parser("schema", help="print the JSON Schema of a file format",
@@ -596,35 +595,6 @@ def _report(args: argparse.Namespace) -> int:
 def _schema(args: argparse.Namespace) -> int:
     print(json.dumps(schema(args.which), indent=2))
     return 0
-
-
-def schema(which: str) -> dict[str, Any]:
-    """JSON Schema of a file format (:data:`SCHEMAS`); the policy's constraints are a union tagged by
-    ``kind``."""
-    from typing import Annotated, Union
-
-    from pydantic import Field, create_model
-
-    from bondfolio.inputs import Holdings, Policy, Snapshot, constraint_kinds
-
-    if which == "snapshot":
-        return Snapshot.model_json_schema(by_alias=True)
-    if which == "holdings":
-        return Holdings.model_json_schema(by_alias=True)
-    if which == "decision":
-        from bondfolio.solver.record import DecisionRecord
-
-        return DecisionRecord.model_json_schema(by_alias=True)
-    if which == "plan":
-        from bondfolio.execution.plan import Plan
-
-        return Plan.model_json_schema(by_alias=True)
-    if which != "policy":
-        raise InputError(f"no schema '{which}': choose one of {list(SCHEMAS)}")
-    kinds = tuple(constraint_kinds().values())
-    union = Annotated[Union[kinds], Field(discriminator="kind")]  # type: ignore[valid-type]  # noqa: UP007
-    model = create_model("Policy", __base__=Policy, constraints=(tuple[union, ...], ()))
-    return model.model_json_schema()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

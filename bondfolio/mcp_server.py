@@ -44,11 +44,12 @@ from mcp_types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, ConfigDict, Field
 
 import bondfolio
-from bondfolio.cli import SCHEMAS, write_atomic
-from bondfolio.cli import schema as cli_schema
 from bondfolio.errors import BondfolioError, InfeasibleError, InputError, SolverError, exit_code_for
 from bondfolio.execution.gate import Verdict
 from bondfolio.execution.plan import Plan
+from bondfolio.files import write_atomic
+from bondfolio.schemas import SCHEMAS
+from bondfolio.schemas import schema as cli_schema
 from bondfolio.solver.record import AllocationRow, CashRow, CheckReport, ConstraintRow, Metrics, SolverReport, Trade
 
 __all__ = ["build_server", "main"]

@@ -79,6 +79,9 @@ def resolve_rpc(chains: list[str], flags: list[str], env: Mapping[str, str]) -> 
         if not found:
             raise InputError(f"no RPC URL for chain '{chain}': pass --rpc URL (or --rpc {chain}=URL), or set "
                              f"{key} or BONDFOLIO_RPC_URL")
+        if found.split("://", 1)[0].lower() not in ("http", "https") or "://" not in found:
+            raise InputError(f"the RPC URL for chain '{chain}' does not start with http:// or https:// (it is "
+                             f"{len(found)} characters, not shown: it may hold a key): give the scheme")
         urls[chain] = found
     return urls
 

@@ -119,6 +119,11 @@ def _to_array(ndim: int) -> Callable[[Any], np.ndarray]:
         else:
             if not isinstance(value, list | tuple):
                 raise ValueError(f"expected a {ndim}-dimensional array of numbers, got {type(value).__name__}")
+            odd = _non_number(value, ())
+            if odd is not None:
+                at, item = odd
+                raise ValueError(f"entry {at} is {item!r} ({type(item).__name__}): every entry must be a number, "
+                                 "not text or a boolean")
             try:
                 array = np.asarray(value, dtype=float)
             except (TypeError, ValueError) as exc:
@@ -135,6 +140,19 @@ def _to_array(ndim: int) -> Callable[[Any], np.ndarray]:
         return array
 
     return convert
+
+
+def _non_number(value: Any, where: tuple[int, ...]) -> tuple[tuple[int, ...], Any] | None:
+    """The first entry of nested lists that is not an int or float (booleans are not numbers here)."""
+    if isinstance(value, list | tuple):
+        for k, item in enumerate(value):
+            found = _non_number(item, (*where, k))
+            if found is not None:
+                return found
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return where, value
+    return None
 
 
 def _dump_array(value: np.ndarray) -> list[Any]:
@@ -174,25 +192,103 @@ def sha256_hex(text: str) -> str:
 M = TypeVar("M", bound=BaseModel)
 
 
-def read_document(path: str | Path) -> Any:
-    """Read a JSON or TOML file (by extension) into Python data, with errors naming the file."""
-    path = Path(path)
+#: Deepest nesting a document may have (JSON arrays and objects, TOML tables): real documents stay
+#: within a dozen levels; beyond this the parsers would recurse without bound.
+MAX_DEPTH = 64
+
+
+def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(key)
+        out[key] = value
+    return out
+
+
+class _DuplicateKey(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _depth(text: str) -> int:
+    """Deepest bracket nesting of JSON or TOML text, outside strings (a cheap guard before parsing)."""
+    depth = deepest = 0
+    quote: str | None = None
+    escaped = False
+    for ch in text:
+        if quote is not None:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == quote:
+                quote = None
+            continue
+        if ch in "\"'":
+            quote = ch
+        elif ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth -= 1
+    return deepest
+
+
+def parse_text(text: str, label: str, toml: bool = False) -> Any:
+    """JSON (or TOML) text to Python data, refusing what would be silently misread: duplicate keys
+    (the last would win), nesting deeper than :data:`MAX_DEPTH`, and a top level that is not an object
+    (a JSON string holding a document is not the document). NaN and Infinity tokens are read and
+    rejected by validation, which names the field and id."""
+    if _depth(text) > MAX_DEPTH:
+        raise InputError(f"{label} nests deeper than {MAX_DEPTH} levels: no bondfolio document does; check the file")
     try:
-        text = path.read_text(encoding="utf-8")
+        data = tomllib.loads(text) if toml else json.loads(text, object_pairs_hook=_reject_duplicates)
+    except _DuplicateKey as exc:
+        raise InputError(f"{label} gives the key '{exc.key}' twice in one object: keep one (the last would "
+                         "silently win)") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"{label} is not valid TOML: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{label} is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise InputError(f"{label} nests too deeply to parse: check the file") from None
+    if not isinstance(data, dict):
+        kind = "a string" if isinstance(data, str) else type(data).__name__
+        raise InputError(f"{label} holds {kind} at its top level, not an object: a document is a JSON object "
+                         "(or a TOML table), not text that holds one")
+    return data
+
+
+def read_text_file(path: Path) -> str:
+    """A file's UTF-8 text, or an :class:`InputError` naming the file and what is wrong with it."""
+    try:
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise InputError(f"file '{path}' does not exist: check the path") from None
+    except IsADirectoryError:
+        raise InputError(f"'{path}' is a folder, not a file") from None
     except OSError as exc:
         raise InputError(f"file '{path}' cannot be read: {exc.strerror}") from None
-    if path.suffix.lower() == ".toml":
-        try:
-            return tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise InputError(f"file '{path}' is not valid TOML: {exc}") from None
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise InputError(f"file '{path}' is UTF-16 text: save it as UTF-8")
     try:
-        # NaN/Infinity tokens are read here and rejected by validation, which names the field and id
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"file '{path}' is not valid JSON: {exc}") from None
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"file '{path}' is not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start}): "
+                         "save it as UTF-8") from None
+    if "\x00" in text:
+        raise InputError(f"file '{path}' holds NUL bytes: it is binary, not a text document")
+    return text.removeprefix("\ufeff")
+
+
+def read_document(path: str | Path) -> Any:
+    """Read a JSON or TOML file (by extension) into Python data, with errors naming the file (see
+    :func:`parse_text` for what is refused)."""
+    path = Path(path)
+    text = read_text_file(path)
+    return parse_text(text, f"file '{path}'", toml=path.suffix.lower() == ".toml")
 
 
 def read_source(source: str | Path | Mapping[str, Any], noun: str) -> tuple[Any, str]:
@@ -204,21 +300,19 @@ def read_source(source: str | Path | Mapping[str, Any], noun: str) -> tuple[Any,
         return read_document(source), f"{noun} '{source}'"
     if isinstance(source, str):
         text = source.lstrip()
-        if text.startswith("{"):
-            try:
-                return json.loads(source), noun
-            except json.JSONDecodeError as exc:
-                raise InputError(f"{noun} is not valid JSON: {exc}") from None
+        if text.startswith(("{", '"')):
+            return parse_text(source, noun), noun
         if "\n" in source or text.startswith("["):
+            if _depth(source) > MAX_DEPTH:
+                return parse_text(source, noun), noun  # refused, named
             if text.startswith("["):
                 try:
-                    return json.loads(source), noun
-                except json.JSONDecodeError:
+                    json.loads(source)
+                except (json.JSONDecodeError, RecursionError):
                     pass
-            try:
-                return tomllib.loads(source), noun
-            except tomllib.TOMLDecodeError as exc:
-                raise InputError(f"{noun} is neither valid JSON nor valid TOML text: {exc}") from None
+                else:
+                    return parse_text(source, noun), noun  # a JSON array: refused, named
+            return parse_text(source, noun, toml=True), noun
         return read_document(source), f"{noun} '{source}'"
     return source, noun
 
@@ -243,7 +337,8 @@ def validate_document(
         return data
     try:
         if isinstance(data, str | bytes):
-            return model.model_validate_json(data)
+            text = data.decode("utf-8", errors="strict") if isinstance(data, bytes) else data
+            return model.model_validate_json(json.dumps(parse_text(text, source), allow_nan=True))
         if isinstance(data, Mapping):
             text = json.dumps(data, default=_json_default, allow_nan=True)
             return model.model_validate_json(text)

@@ -84,10 +84,17 @@ def read_history(source: str | Path | pd.DataFrame) -> pd.DataFrame:
     if isinstance(source, pd.DataFrame):
         frame = source.copy()
     else:
+        from io import StringIO
+
+        from bondfolio.inputs.base import read_text_file
+
+        text = read_text_file(Path(source))
+        if not text.strip():
+            raise InputError(f"history '{source}' is empty: it needs a header (date, apy:<id>, ...) and rows")
         try:
-            frame = pd.read_csv(source, dtype=str, keep_default_na=False)
-        except (OSError, pd.errors.ParserError) as exc:
-            raise InputError(f"history '{source}' cannot be read: {exc}") from None
+            frame = pd.read_csv(StringIO(text), dtype=str, keep_default_na=False)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
+            raise InputError(f"history '{source}' cannot be read as CSV: {exc}") from None
     if "date" not in frame.columns:
         raise InputError(f"history has no 'date' column (columns: {list(frame.columns)[:8]})")
     problems = []
@@ -112,6 +119,11 @@ def read_history(source: str | Path | pd.DataFrame) -> pd.DataFrame:
             bad = np.flatnonzero(values.isna().to_numpy() & (text != "").to_numpy())
             if bad.size:
                 problems.append(f"history column '{col}' row {bad[0] + 2}: {text.iloc[bad[0]]!r} is not a number")
+        huge = np.flatnonzero(~np.isfinite(values.to_numpy(dtype=float)) & values.notna().to_numpy()
+                              | (np.abs(values.fillna(0.0).to_numpy(dtype=float)) > 1e6))
+        if huge.size:
+            problems.append(f"history column '{col}' row {huge[0] + 2}: {values.iloc[huge[0]]!r} is infinite or "
+                            "beyond 1e6 (APYs are decimals, prices base currency per token)")
         if col.startswith("price:") and (values <= 0).any():
             problems.append(f"history column '{col}' has a price <= 0")
         out[col] = values.to_numpy(dtype=float)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
@@ -12,6 +12,10 @@ from bondfolio.inputs.base import Address, Amount, OmitUnset, StrictModel, read_
 __all__ = ["HOLDINGS_SCHEMA", "Holdings", "IdleBalance", "PositionUnits", "load_holdings"]
 
 HOLDINGS_SCHEMA = "bondfolio.holdings/1"
+
+#: Largest amount a holding may state (base currency or tokens): a quadrillion; more is a units error
+#: (wei given as tokens) and would overflow the arithmetic downstream.
+MAX_AMOUNT = 1e15
 
 
 class PositionUnits(StrictModel):
@@ -48,9 +52,9 @@ class Holdings(OmitUnset, StrictModel):
     schema_: Literal["bondfolio.holdings/1"] = Field(alias="schema", default="bondfolio.holdings/1")
     unit: Literal["base", "tokens"] = "base"
     """Unit of ``positions``: base currency or token units."""
-    positions: dict[str, float] = Field(default_factory=dict)
-    """Amount held per opportunity id, in ``unit``."""
-    cash: Amount = 0.0
+    positions: dict[str, Annotated[float, Field(ge=-MAX_AMOUNT, le=MAX_AMOUNT)]] = Field(default_factory=dict)
+    """Amount held per opportunity id, in ``unit`` (within 1e15: larger is a units error)."""
+    cash: Annotated[float, Field(ge=0.0, le=MAX_AMOUNT)] = 0.0
     """Idle cash in base currency."""
     account: Address | None = None
     """The account (a Safe) whose positions these are, when read from the chain."""

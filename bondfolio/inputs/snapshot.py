@@ -58,6 +58,18 @@ PSD_TOLERANCE = 1e-10
 SYMMETRY_TOLERANCE = 1e-12
 
 
+#: Largest APR (decimal) a rate-curve parameter may take below its kink (1000 %): larger is percent.
+MAX_RATE = 10.0
+
+
+def _within_supply(curve: Any) -> Any:
+    # a market cannot lend more than is supplied (utilization above 1 gives absurd APYs); 1e-9 of round-off
+    if curve.total_borrow > curve.total_supply * (1 + 1e-9):
+        raise ValueError(f"total_borrow {curve.total_borrow:.6g} exceeds total_supply {curve.total_supply:.6g}: a "
+                         "market cannot lend more than is supplied (utilization above 100 %)")
+    return curve
+
+
 class KinkedCurve(StrictModel):
     """A two-slope rate curve (Aave v3, Compound v3). Rates are APRs as decimals.
 
@@ -70,14 +82,18 @@ class KinkedCurve(StrictModel):
     applies_to: Literal["borrow", "supply"]
     kink: float = Field(ge=0.0, le=1.0)
     """Utilization where the second slope starts (Aave's optimal usage ratio)."""
-    base: float
-    slope_low: float
-    slope_high: float
+    base: float = Field(ge=0.0, le=MAX_RATE)
+    slope_low: float = Field(ge=0.0, le=MAX_RATE)
+    slope_high: float = Field(ge=0.0, le=1000.0)
     reserve_factor: float = Field(default=0.0, ge=0.0, le=1.0)
     total_supply: float = Field(ge=0.0)
     """Supplied, base currency."""
     total_borrow: float = Field(ge=0.0)
     """Borrowed, base currency."""
+
+    @model_validator(mode="after")
+    def _borrows(self) -> KinkedCurve:
+        return _within_supply(self)
 
 
 class AdaptiveCurve(StrictModel):
@@ -90,6 +106,10 @@ class AdaptiveCurve(StrictModel):
     fee: float = Field(default=0.0, ge=0.0, le=1.0)
     total_supply: float = Field(ge=0.0)
     total_borrow: float = Field(ge=0.0)
+
+    @model_validator(mode="after")
+    def _borrows(self) -> AdaptiveCurve:
+        return _within_supply(self)
 
 
 class DilutionCurve(StrictModel):
@@ -360,10 +380,19 @@ def _risk_problems(risk: RiskModel, ids: list[str]) -> list[str]:
     return problems
 
 
+#: Largest annual variance (decimal) an entry of a covariance may have: 1e4 is a 10,000 % volatility;
+#: larger numbers are units gone wrong (percent squared, basis points), and break the eigen-solver.
+MAX_VARIANCE = 1e4
+
+
 def _matrix_problems(mat: np.ndarray, field: str, labels: list[str]) -> list[str]:
     if mat.size == 0:
         return []
     scale = float(np.max(np.abs(mat)))
+    if scale > MAX_VARIANCE:
+        i, j = np.unravel_index(int(np.argmax(np.abs(mat))), mat.shape)
+        return [f"{field} entry ({labels[i]}, {labels[j]}) is {mat[i, j]:.6g}: annual variances (decimal) stay below "
+                f"{MAX_VARIANCE:g} (a 10,000 % volatility); check the units (percent? basis points?)"]
     asym = np.abs(mat - mat.T)
     if asym.max() > SYMMETRY_TOLERANCE * max(scale, 1e-300):
         i, j = np.unravel_index(int(np.argmax(asym)), asym.shape)
@@ -372,7 +401,10 @@ def _matrix_problems(mat: np.ndarray, field: str, labels: list[str]) -> list[str
     problems = []
     for i in np.flatnonzero(np.diag(mat) < 0):
         problems.append(f"{field} has a negative variance for '{labels[i]}': {mat[i, i]:.6g}")
-    eig = np.linalg.eigvalsh((mat + mat.T) / 2)
+    try:
+        eig = np.linalg.eigvalsh((mat + mat.T) / 2)
+    except np.linalg.LinAlgError:
+        return [f"{field}: its eigenvalues cannot be computed (the matrix is numerically degenerate): check it"]
     tol = PSD_TOLERANCE * max(1.0, float(eig[-1]))
     if eig[0] < -tol:
         problems.append(f"{field} is not positive semi-definite: its most negative eigenvalue is {eig[0]:.6g}, "

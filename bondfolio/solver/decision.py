@@ -296,6 +296,7 @@ class Decision:
         """A readable text report: positions, metrics, binding constraints and the check."""
         m = self.metrics
         ccy = self.snapshot.base_currency
+        tol = self.policy.solver.check_tolerance
         lines = [f"policy '{self.policy.name}'  as of {self.snapshot.as_of.timestamp.isoformat()}  "
                  f"NAV {m['nav']:,.0f} {ccy}", ""]
         head = f"{'id':<34} {'protocol':<13} {'weight':>8} {'amount':>15} {'apy':>7} {'dur':>5} {'trade':>15}"
@@ -303,11 +304,14 @@ class Decision:
         for a in sorted(self._allocation, key=lambda a: -abs(a["weight"])):
             if abs(a["weight"]) < min_weight and abs(a["trade_amount"]) < min_weight * m["nav"]:
                 continue
-            lines.append(f"{a['id'][:34]:<34} {a['protocol'][:13]:<13} {a['weight']:>8.2%} {a['amount']:>15,.0f} "
-                         f"{a['apy']:>7.2%} {a['duration']:>5.2f} {a['trade_amount']:>+15,.0f}")
+            w, amount, trade = (shown(a["weight"], tol), shown(a["amount"], tol * m["nav"]),
+                                shown(a["trade_amount"], tol * m["nav"]))
+            lines.append(f"{a['id'][:34]:<34} {a['protocol'][:13]:<13} {w:>8.2%} {amount:>15,.0f} "
+                         f"{a['apy']:>7.2%} {a['duration']:>5.2f} {trade:>+15,.0f}")
         if self.cash > min_weight or self.universe.cash0 > min_weight:
-            trade = (self.cash - self.universe.cash0) * m["nav"]
-            lines.append(f"{'cash':<34} {'':<13} {self.cash:>8.2%} {self.cash * m['nav']:>15,.0f} "
+            trade = shown((self.cash - self.universe.cash0) * m["nav"], tol * m["nav"])
+            cash = shown(self.cash, tol)
+            lines.append(f"{'cash':<34} {'':<13} {cash:>8.2%} {cash * m['nav']:>15,.0f} "
                          f"{self.policy.objective.cash_apy:>7.2%} {0:>5.2f} {trade:>+15,.0f}")
         buffers = "  ".join(f"{k}: {v:.1%}" for k, v in m["liquidity_buffer"].items())
         lines += [
@@ -344,6 +348,12 @@ class Decision:
             fixed = (m.get("fixed_cost") or 0.0) * m["nav"]
             lines.append(f"trades: {describe(self.solution.mixed)}; fixed costs {fixed:,.2f} {ccy}")
         return "\n".join(lines) + "\n"
+
+
+def shown(x: float, tol: float) -> float:
+    """A number as shown to people: solver round-off below the check's tolerance is 0 (never ``-0.00 %``);
+    the record keeps the exact value."""
+    return 0.0 if abs(x) <= tol else x
 
 
 def _finite(x: float) -> float | None:

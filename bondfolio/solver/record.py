@@ -67,7 +67,7 @@ def input_sha256(data: Any) -> str | None:
 
 # ---------------------------------------------------------------------------------------------- parts
 class _Part(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True, allow_inf_nan=False)
 
 
 class AllocationRow(_Part):
@@ -255,7 +255,8 @@ class DecisionRecord(_Part):
     inputs: RecordInputs | None = None
     """The canonical inputs (absent for records written with ``--no-embed``)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, use_attribute_docstrings=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, use_attribute_docstrings=True,
+                              allow_inf_nan=False)
     _label: str = PrivateAttr(default="decision")
 
     # ------------------------------------------------------------------ building and writing
@@ -390,7 +391,11 @@ def load_decision(source: DecisionRecord | str | Path | Mapping[str, Any], verif
         if not isinstance(stored, str):
             raise InputError(f"{label} has no '{HASH_KEY}': it was not written by 'bondfolio allocate' or was "
                              "stripped; it cannot be verified")
-        actual = record_sha256(raw)
+        try:
+            actual = record_sha256(raw)
+        except ValueError:
+            raise InputError(f"{label} holds a NaN or infinite number: records hold finite numbers only, so it "
+                             "was not written by bondfolio") from None
         if actual != stored:
             raise InputError(f"{label}: '{HASH_KEY}' is {stored[:16]}… but the content hashes to {actual[:16]}…: "
                              "the record was edited or damaged after it was written, so it is not trusted")
