@@ -47,6 +47,10 @@ class PinnedBlock:
     """The block's base fee per gas (wei), where the chain has EIP-1559."""
 
 
+#: Longest ``Retry-After`` (seconds) a client waits for; a server asking more gets the normal backoff.
+MAX_RETRY_AFTER = 5.0
+
+
 class _Retryable(Exception):
     pass
 
@@ -82,19 +86,31 @@ class ChainClient:
 
     # ------------------------------------------------------------------ transport
     def _send(self, payload: Any) -> Any:
-        """POST with the bounded retry loop; returns the decoded JSON body."""
+        """POST with the bounded retry loop; returns the decoded JSON body.
+
+        Retried (up to ``retries`` times, backoff doubling, or the server's ``Retry-After`` up to
+        :data:`MAX_RETRY_AFTER` seconds): HTTP 429 and 5xx, timeouts, refused or dropped connections, a
+        body that is not JSON or is cut short, a reply for another request id, a batch reply missing or
+        duplicating entries (entries may come in any order)."""
         last = ""
+        wait = 0.0
         for attempt in range(self.retries + 1):
             if attempt:
-                time.sleep(self.backoff * 2 ** (attempt - 1))
+                time.sleep(max(wait, self.backoff * 2 ** (attempt - 1)))
+            wait = 0.0
             self.requests += 1
             try:
                 body = self._post(payload)
                 if isinstance(payload, list):
                     if not isinstance(body, list) or len(body) != len(payload):
-                        raise _Retryable("malformed batch reply")
+                        raise _Retryable("a batch reply with missing or extra entries")
+                    ids = [item.get("id") if isinstance(item, dict) else None for item in body]
+                    if sorted(ids, key=str) != sorted((p["id"] for p in payload), key=str):
+                        raise _Retryable("a batch reply answering other requests")
                 elif not isinstance(body, dict) or ("result" not in body and "error" not in body):
                     raise _Retryable("malformed reply")
+                elif body.get("id") != payload.get("id"):
+                    raise _Retryable("a reply for another request")
                 return body
             except _Retryable as exc:
                 last = str(exc)
@@ -103,10 +119,16 @@ class ChainClient:
                 if status != 429 and status < 500:
                     raise ChainError(f"{self._where()}: HTTP {status} from the node: check the URL") from None
                 last = f"HTTP {status}"
-            except (requests.ConnectionError, requests.Timeout) as exc:
+                after = exc.response.headers.get("Retry-After") if exc.response is not None else None
+                if after is not None:
+                    try:
+                        wait = min(max(float(after), 0.0), MAX_RETRY_AFTER)
+                    except ValueError:
+                        wait = 0.0
+            except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
                 last = type(exc).__name__
             except ValueError:
-                last = "reply is not JSON"
+                last = "reply is not JSON (or cut short)"
         raise ChainError(f"{self._where()}: no good answer after {self.retries + 1} attempts (last: {last}): "
                          "check the node or try again later")
 
@@ -134,10 +156,8 @@ class ChainClient:
         if not calls:
             return []
         payload = [{"jsonrpc": "2.0", "id": i, "method": m, "params": p} for i, (m, p) in enumerate(calls)]
-        body = self._send(payload)
+        body = self._send(payload)  # every id answered once (checked, retried otherwise), in any order
         by_id = {item.get("id"): item for item in body if isinstance(item, dict)}
-        if set(by_id) != set(range(len(calls))):
-            raise ChainError(f"{self._where()}: the batch reply does not answer every request")
         return [by_id[i].get("result", {"error": by_id[i].get("error")}) for i in range(len(calls))]
 
     # ------------------------------------------------------------------ pinning
@@ -154,6 +174,9 @@ class ChainClient:
                              f"expects {self.expected_chain_id}: use the right RPC URL")
         self.multicall = isinstance(code, str) and len(code) > 2
         fee = head.get("baseFeePerGas")
+        if block is not None and int(head["number"], 16) != block:
+            raise ChainError(f"{self._where()}: asked for block {block}, the node answered block "
+                             f"{int(head['number'], 16)}: check the node")
         self.block = PinnedBlock(int(head["number"], 16), head["hash"], int(head["timestamp"], 16),
                                  int(fee, 16) if isinstance(fee, str) else None)
         return self.block

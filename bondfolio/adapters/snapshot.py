@@ -95,12 +95,12 @@ class ReadReport(dict[str, Any]):
 
 def read_snapshot(markets: str | Path, rpc: Mapping[str, str], block: int | None = None,
                   risk: RiskPrior | None = None, progress: Callable[[str], None] | None = None,
-                  retries: int = 4, backoff: float = 0.25) -> tuple[Snapshot, ReadReport]:
+                  retries: int = 4, backoff: float = 0.25, timeout: float = 20.0) -> tuple[Snapshot, ReadReport]:
     """Read every market and build a validated :class:`Snapshot` (nothing is written here).
 
     ``block`` pins every chain to that number (for one-chain files); by default each chain's latest.
     """
-    read = read_chains(markets, rpc, block, progress, retries, backoff)
+    read = read_chains(markets, rpc, block, progress, retries, backoff, timeout=timeout)
     return read.snapshot(risk), read.report
 
 
@@ -149,7 +149,7 @@ class MarketsRead:
 
 def read_chains(markets: str | Path, rpc: Mapping[str, str], block: int | None = None,
                 progress: Callable[[str], None] | None = None, retries: int = 4, backoff: float = 0.25,
-                verify: bool = True) -> MarketsRead:
+                verify: bool = True, timeout: float = 20.0) -> MarketsRead:
     """Read every market of ``markets`` at one pinned block per chain, batched (see the module
     docstring). With ``verify`` (the default) each chain's pinned block is re-checked by hash at the
     end; pass ``False`` to read more at the same blocks first, then call ``client.verify()``."""
@@ -164,7 +164,8 @@ def read_chains(markets: str | Path, rpc: Mapping[str, str], block: int | None =
     out: list[ChainRead] = []
     for chain in chains:
         chain_settings = settings.get(chain, ChainSettings())
-        client = ChainClient(rpc[chain], chain, chain_settings.chain_id, retries=retries, backoff=backoff)
+        client = ChainClient(rpc[chain], chain, chain_settings.chain_id, retries=retries, backoff=backoff,
+                             timeout=timeout)
         pinned = client.pin(block)
         ctx = ReadContext(pinned.number, pinned.timestamp, chain, chain_id=client.chain_id or 1)
         chain_specs = [s for s in specs if s.chain == chain]

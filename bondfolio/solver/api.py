@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from bondfolio.errors import InfeasibleError
+from bondfolio.errors import InfeasibleError, SolverError
 from bondfolio.inputs.holdings import Holdings, load_holdings
 from bondfolio.inputs.policy import Policy, load_policy
 from bondfolio.inputs.snapshot import Snapshot, load_snapshot
@@ -108,6 +108,9 @@ def allocate(snapshot: SnapshotLike, policy: PolicyLike, holdings: HoldingsLike 
     except InfeasibleError as exc:
         if not diagnose_infeasible:
             raise
-        diagnosis = diagnose(inputs.universe, program.constraints, inputs.policy.name, inputs.policy.solver.order)
+        try:
+            diagnosis = diagnose(inputs.universe, program.constraints, inputs.policy.name, inputs.policy.solver.order)
+        except SolverError as failed:  # the infeasibility stands; only its explanation is missing
+            raise InfeasibleError(f"{exc}\n(no diagnosis: {failed})", inputs.policy.name, None) from None
         raise InfeasibleError(f"{exc}\n{diagnosis.text()}", inputs.policy.name, diagnosis) from None
     return Decision(inputs.snapshot, inputs.policy, inputs.holdings, program, solution, embed_inputs=embed_inputs)

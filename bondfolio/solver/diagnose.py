@@ -31,6 +31,7 @@ import numpy as np
 
 from bondfolio.constraints.base import Constraint, ParamSet, Rows
 from bondfolio.constraints.variables import Vars
+from bondfolio.errors import SolverError
 from bondfolio.inputs.universe import Universe
 
 __all__ = ["STEPS", "Diagnosis", "Relaxation", "diagnose", "format_bound", "step_of"]
@@ -177,10 +178,7 @@ class _Elastic:
                     cons.append(part >= bound[idx] if side == "lower" else part <= bound[idx])
         total = cp.sum(cp.hstack(slack_terms)) if slack_terms else cp.Constant(0.0)
         problem = cp.Problem(cp.Minimize(total), [*v.definitions, *cons])
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="Solution may be inaccurate")
-            problem.solve(solver=self.solver, **_OPTIONS.get(self.solver, {}))
-        status = str(problem.status)
+        status = self._run(problem)
         if status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE):
             return status, math.inf, []
         out: list[Relaxation] = []
@@ -195,9 +193,38 @@ class _Elastic:
                                           bound, float(to), float(amount), rows.unit))
         return status, float(problem.value), out
 
+    def _run(self, problem: cp.Problem) -> str:
+        """Solve with the diagnosis's solver, then the others, until one gives an exact status
+        (optimal or infeasible): an inaccurate answer or a solver error is never taken as a verdict on
+        feasibility while another solver can give one."""
+        installed = set(cp.installed_solvers())
+        order = [self.solver, *(s for s in ("CLARABEL", "ECOS", "SCS") if s != self.solver and s in installed)]
+        seen = "solver_error"
+        for name in order:
+            try:
+                with warnings.catch_warnings():
+                    warnings.filterwarnings("ignore", message="Solution may be inaccurate")
+                    problem.solve(solver=name, **_OPTIONS.get(name, {}))
+            except cp.error.SolverError:
+                continue
+            status = str(problem.status)
+            if status in (cp.OPTIMAL, cp.INFEASIBLE, cp.UNBOUNDED):
+                return status
+            seen = status
+        return seen
+
     def feasible(self, present: set[int]) -> bool:
         status, _, _ = self.solve(present, set())
-        return status in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE)
+        if status in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE):
+            return True
+        if status == cp.INFEASIBLE:
+            return False
+        raise DiagnosisError(f"no solver decided whether {len(present)} constraint families hold together (last "
+                             f"status: {status})")
+
+
+class DiagnosisError(SolverError):
+    """The diagnosis could not be computed (no solver decided a feasibility question)."""
 
 
 def diagnose(u: Universe, constraints: list[Constraint], policy: str, solvers: tuple[str, ...] = ("CLARABEL",)
@@ -230,6 +257,10 @@ def diagnose(u: Universe, constraints: list[Constraint], policy: str, solvers: t
         if not e.feasible(kept - {i}):
             kept.discard(i)
     conflict = sorted(kept)
+    # the claims, verified: the set is infeasible and dropping any member restores feasibility
+    if e.feasible(set(conflict)) or any(not e.feasible(set(conflict) - {i}) for i in conflict):
+        return Diagnosis(policy, [], relaxation, note="the conflicting set could not be verified (numerical "
+                                                      "trouble): only the joint relaxation is reported")
     alternatives: dict[str, list[Relaxation] | None] = {}
     for i in conflict:
         st, _, alone = e.solve(soft, {i})

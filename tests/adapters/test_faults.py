@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.server
 import json
 import threading
+import time
 import urllib.request
 from pathlib import Path
 
@@ -30,22 +31,51 @@ class FaultyProxy:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 proxy.seen += 1
-                if proxy.seen <= proxy.failures:
-                    if proxy.mode == "garbage":
-                        self._reply(200, b"<html>not json</html>")
-                    else:
-                        self._reply(int(proxy.mode), b'{"error": "busy"}')
-                    return
+                mode = proxy.mode if proxy.seen <= proxy.failures else "pass"
+                if mode == "garbage":
+                    return self._reply(200, b"<html>not json</html>")
+                if mode.isdigit():
+                    return self._reply(int(mode), b'{"error": "busy"}')
+                if mode == "429-after":
+                    return self._reply(429, b'{"error": "slow down"}', {"Retry-After": "0.05"})
+                if mode == "timeout":
+                    time.sleep(1.5)  # past the client's timeout
+                    return self._reply(200, b"{}")
+                if mode == "away":
+                    self.close_connection = True  # the node goes away mid-read, then comes back
+                    return None
                 request = urllib.request.Request(proxy.upstream, body, {"Content-Type": "application/json"})
                 with urllib.request.urlopen(request, timeout=10) as response:
-                    self._reply(200, response.read())
+                    data = response.read()
+                if mode == "cut":
+                    return self._reply(200, data, cut=True)
+                if mode in ("reorder", "drop", "wrong-id", "duplicate"):
+                    reply = json.loads(data)
+                    if isinstance(reply, list):
+                        if mode == "reorder":
+                            reply = reply[::-1]
+                        elif mode == "drop":
+                            reply = reply[:-1]
+                        elif mode == "duplicate":
+                            reply = [*reply[:-1], reply[0]]
+                        else:
+                            reply = [{**r, "id": r["id"] + 1000} for r in reply]
+                    elif mode == "wrong-id":
+                        reply = {**reply, "id": 999}
+                    data = json.dumps(reply).encode()
+                return self._reply(200, data)
 
-            def _reply(self, status: int, data: bytes) -> None:
+            def _reply(self, status: int, data: bytes, headers: dict[str, str] | None = None,
+                       cut: bool = False) -> None:
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
+                for key, value in (headers or {}).items():
+                    self.send_header(key, value)
                 self.end_headers()
-                self.wfile.write(data)
+                self.wfile.write(data[: len(data) // 2] if cut else data)
+                if cut:
+                    self.close_connection = True
 
             def log_message(self, *args: object) -> None:
                 pass
@@ -69,12 +99,39 @@ def markets_file(tmp_path: Path, body: str) -> Path:
     return path
 
 
-@pytest.mark.parametrize("mode", ["429", "503", "garbage"])
-def test_transient_faults_are_retried(chain: Chain, mode: str) -> None:
+@pytest.fixture(scope="module")
+def clean_snapshot(chain: Chain) -> dict:
+    snapshot, _ = read_snapshot(chain.markets, {"devnet": chain.node.url})
+    return snapshot.model_dump(mode="json")
+
+
+FAULTS = ["429", "429-after", "500", "502", "503", "garbage", "timeout", "cut", "away", "drop", "wrong-id",
+          "duplicate"]
+
+
+@pytest.mark.parametrize("mode", FAULTS)
+def test_transient_faults_are_retried_to_the_same_snapshot(chain: Chain, mode: str, clean_snapshot: dict) -> None:
+    # each fault on the first two requests: retried within the bounds, and the snapshot is the one a clean
+    # read gives, byte for byte (same pinned block)
     with FaultyProxy(chain.node.url, mode, failures=2) as proxy:
-        snapshot, report = read_snapshot(chain.markets, {"devnet": proxy.url}, backoff=0.01)
-    assert len(snapshot.opportunities) == 8
+        snapshot, report = read_snapshot(chain.markets, {"devnet": proxy.url}, backoff=0.01, timeout=0.5)
+    assert snapshot.model_dump(mode="json") == clean_snapshot
     assert report["devnet"]["requests"] == 5 + 2  # the two failed attempts, then the normal five
+
+
+def test_a_reordered_batch_reply_is_read_by_id(chain: Chain, clean_snapshot: dict) -> None:
+    with FaultyProxy(chain.node.url, "reorder", failures=10**6) as proxy:
+        snapshot, report = read_snapshot(chain.markets, {"devnet": proxy.url}, backoff=0.01)
+    assert snapshot.model_dump(mode="json") == clean_snapshot
+    assert report["devnet"]["requests"] == 5  # nothing to retry
+
+
+@pytest.mark.parametrize("mode", ["timeout", "drop", "wrong-id", "away", "cut"])
+def test_persistent_faults_end_in_a_chain_error(chain: Chain, mode: str, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    with FaultyProxy(chain.node.url, mode, failures=10**6) as proxy, pytest.raises(ChainError, match=r"no good "
+                                                                                   r"answer after 2 attempts"):
+        read_snapshot(chain.markets, {"devnet": proxy.url}, retries=1, backoff=0.01, timeout=0.5)
 
 
 def test_persistent_fault_fails_clearly_without_secrets(chain: Chain) -> None:

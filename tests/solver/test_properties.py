@@ -127,7 +127,7 @@ def independent_optimum(raw: dict) -> float:
     return float(problem.value)
 
 
-@settings(max_examples=60, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(books())
 def test_random_books_hold_every_constraint_and_match_independent_model(book: tuple[dict, dict, dict, dict]) -> None:
     snap, pol, holdings, raw = book
@@ -139,3 +139,53 @@ def test_random_books_hold_every_constraint_and_match_independent_model(book: tu
     assert abs(d.metrics["objective"] - independent_optimum(raw)) <= OBJ_TOL
     # the numpy objective and the solver's own agree too
     assert abs(d.metrics["objective"] - d.metrics["solver_objective"]) <= OBJ_TOL
+
+
+@st.composite
+def infeasible_books(draw: st.DrawFn) -> tuple[dict, dict]:
+    """Books whose policy cannot hold: two families drawn to contradict each other (the conflict the
+    diagnosis must name), plus random slack families around them."""
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(3, 8))
+    protocol = [PROTOCOLS[i] for i in rng.integers(0, len(PROTOCOLS), n)]
+    dur = np.where(rng.random(n) < 0.5, rng.uniform(0.1, 2.0, n), 0.0)
+    opps = [opportunity(f"o{i}", float(rng.uniform(0.02, 0.1)), protocol=protocol[i], duration=float(dur[i]),
+                        kind="fixed" if dur[i] > 0 else "floating", risk_score=float(rng.uniform(0, 0.5)),
+                        available_liquidity=float(rng.uniform(1e5, 1e7)),
+                        exposures={"delta:ETH": 0.0}) for i in range(n)]
+    kind = draw(st.sampled_from(["caps", "duration", "exposure", "floor", "risk"]))
+    if kind == "caps":  # every position capped below 1/n: cannot be fully invested
+        conflict = [{"kind": "max_weight", "max": 0.9 / n}]
+    elif kind == "duration":  # a band beyond every position's duration
+        conflict = [{"kind": "duration", "min": float(dur.max()) + 0.5}]
+    elif kind == "exposure":  # a floor on an attribute that is 0 everywhere
+        conflict = [{"kind": "exposure", "attribute": "delta:ETH", "min": 2e-5}]
+    elif kind == "floor":  # a protocol floor above its members' caps
+        p0 = protocol[0]
+        members = sum(1 for x in protocol if x == p0)
+        conflict = [{"kind": "group_floor", "by": "protocol", "limits": {p0: 0.6}},
+                    {"kind": "max_weight", "max": 0.5 / members}]
+    else:  # a risk budget below every position's score
+        conflict = [{"kind": "risk_budget", "max": 0.0}]
+        for o in opps:
+            o["risk_score"] = max(o["risk_score"], 0.05)
+    extra = [{"kind": "group_cap", "by": "id", "max": 0.9}] if rng.random() < 0.5 else []
+    return snapshot(opps), policy(*conflict, *extra)
+
+
+@settings(max_examples=100, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(infeasible_books())
+def test_infeasible_books_raise_infeasible_with_a_verified_diagnosis(book: tuple[dict, dict]) -> None:
+    from bondfolio.errors import InfeasibleError
+
+    snap, pol = book
+    try:
+        bondfolio.allocate(snap, pol)
+    except InfeasibleError as exc:  # never another exception from inside the diagnosis
+        d = exc.diagnosis
+        assert d is not None
+        if d.conflict:
+            assert all(label in str(exc) for label in d.conflict)
+        return
+    raise AssertionError("an infeasible book was allocated")
