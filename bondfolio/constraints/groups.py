@@ -54,16 +54,23 @@ class _GroupBound(Constraint):
         bounds: list[float] = []
         rows_i: list[int] = []
         cols: list[int] = []
+        empty_floors = []
         for value, idx in groups.items():
             bound = self.limits.get(value, common)
             idx = idx[members[idx]]
             if bound is None or (idx.size == 0 and value not in self.limits):
+                continue
+            if idx.size == 0 and self.side == "lower" and bound > 0:
+                empty_floors.append(value)
                 continue
             r = len(labels)
             labels.append(f"{self.by}={value}")
             bounds.append(bound)
             rows_i.extend([r] * idx.size)
             cols.extend(idx.tolist())
+        if empty_floors:
+            raise self.fail(f"{self.by} {empty_floors} has no selected deposit (its members are hedges or left out by "
+                            "'select'), so its floor cannot hold: widen the selection or drop the floor")
         matrix = sp.csr_matrix((np.ones(len(cols)), (rows_i, cols)), shape=(len(labels), u.n))
         values = np.array(bounds, dtype=float)
         inf = np.full(len(labels), np.inf)

@@ -129,6 +129,20 @@ class Decision:
             })
         return rows
 
+    @property
+    def flow(self) -> dict[str, Any] | None:
+        """The external cash flow when the policy's NAV is not what the holdings are worth (beyond the
+        check's tolerance of NAV): a deposit or a redemption the trades assume."""
+        u = self.universe
+        worth = u.holdings_nav
+        if worth is None or self.policy.nav is None:
+            return None
+        amount = u.nav - worth
+        if abs(amount) <= self.policy.solver.check_tolerance * u.nav:
+            return None
+        return {"kind": "deposit" if amount > 0 else "redemption", "amount": amount, "holdings_worth": worth,
+                "nav": u.nav}
+
     # ------------------------------------------------------------------ metrics
     @cached_property
     def metrics(self) -> dict[str, Any]:
@@ -257,6 +271,7 @@ class Decision:
             },
             **({"rate_impact": sol.rate_impact} if sol.rate_impact is not None else {}),
             **({"trade_choice": sol.mixed} if sol.mixed is not None else {}),
+            **({"flow": self.flow} if self.flow is not None else {}),
             "provenance": {
                 **inputs_digest(self.snapshot, self.policy, self.holdings, inputs),
                 "versions": versions(),
@@ -299,6 +314,11 @@ class Decision:
         tol = self.policy.solver.check_tolerance
         lines = [f"policy '{self.policy.name}'  as of {self.snapshot.as_of.timestamp.isoformat()}  "
                  f"NAV {m['nav']:,.0f} {ccy}", ""]
+        flow = self.flow
+        if flow is not None:
+            lines[-1:] = [f"cash flow: a {flow['kind']} of {abs(flow['amount']):,.0f} {ccy} (the policy's nav "
+                          f"{flow['nav']:,.0f} against holdings worth {flow['holdings_worth']:,.0f}): the trades "
+                          "below assume it has happened", ""]
         head = f"{'id':<34} {'protocol':<13} {'weight':>8} {'amount':>15} {'apy':>7} {'dur':>5} {'trade':>15}"
         lines += [head, "-" * len(head)]
         for a in sorted(self._allocation, key=lambda a: -abs(a["weight"])):

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -44,7 +44,7 @@ HASH_KEY = "record_sha256"
 UNHASHED: tuple[str, ...] = ("timing", HASH_KEY)
 
 #: Optional top-level parts, absent (not null) when they do not apply.
-_OPTIONAL = ("rate_impact", "trade_choice", "inputs")
+_OPTIONAL = ("rate_impact", "trade_choice", "flow", "inputs")
 
 #: Where each embedded input's sha256 lives in ``provenance``.
 _INPUT_HASH = {"snapshot": "snapshot_sha256", "policy": "policy_sha256", "holdings": "holdings_sha256"}
@@ -115,6 +115,17 @@ class Trade(_Part):
     amount: float
     """Base currency, signed."""
     tokens: float
+
+
+class CashFlow(_Part):
+    """An external cash flow the decision assumes: the policy's ``nav`` is not the holdings' worth, so
+    the difference is a deposit (more NAV than held) or a redemption (less), in base currency."""
+
+    kind: Literal["deposit", "redemption"]
+    amount: float
+    """Signed: positive for a deposit, negative for a redemption."""
+    holdings_worth: float
+    nav: float
 
 
 class Metrics(OmitUnset, _Part):
@@ -247,6 +258,8 @@ class DecisionRecord(_Part):
     solver: SolverReport
     rate_impact: dict[str, Any] | None = None
     """Per-market APY before and after, envelope accuracy and repairs (only where rate impact is modelled)."""
+    flow: CashFlow | None = None
+    """Money in or out: the policy's NAV differs from what the holdings are worth."""
     trade_choice: dict[str, Any] | None = None
     """How the traded positions were chosen under fixed costs and ``min_trade`` (policies with
     ``[execution]``): method, whether exact, nodes, the relaxation's bound and gap."""

@@ -25,3 +25,12 @@ def test_group_cap_by_tag_key() -> None:
 def test_group_floor_by_tier() -> None:
     out = rows({"kind": "group_floor", "by": "tier", "limits": {"core": 0.6}})
     assert out == {"tier=core": pytest.approx((0.55, 0.6, np.inf))}
+
+
+def test_a_floor_on_a_group_with_no_selected_deposit_is_an_input_error() -> None:
+    from bondfolio.errors import InputError
+
+    with pytest.raises(InputError, match=r"protocol \['pendle'\] has no selected deposit .* so its floor cannot "
+                                         r"hold: widen the selection or drop the floor"):
+        rows({"kind": "group_floor", "by": "protocol", "limits": {"pendle": 0.1},
+              "select": {"exclude": ["c"]}})

@@ -79,3 +79,21 @@ def test_effective_policy_recorded() -> None:
     d = bondfolio.allocate(snapshot([opportunity("a", 0.05), opportunity("b", 0.04)]), policy())
     kinds = [c["kind"] for c in d.to_dict()["provenance"]["effective_policy"]["constraints"]]
     assert kinds == ["budget", "long_only"]  # the implicit ones, shown
+
+
+@pytest.mark.parametrize(("nav", "kind"), [(1_300_000.0, "deposit"), (700_000.0, "redemption")])
+def test_a_policy_nav_other_than_the_holdings_is_a_stated_cash_flow(nav: float, kind: str) -> None:
+    from tests.factories import opportunity, policy, snapshot
+
+    snap = snapshot([opportunity("a", 0.05, protocol="pa"), opportunity("b", 0.04, protocol="pb")])
+    hold = {"positions": {"a": 600_000.0, "b": 400_000.0}, "cash": 0.0}
+    d = bondfolio.allocate(snap, policy({"kind": "max_weight", "max": 0.7}, nav=nav), hold)
+    flow = d.to_dict()["flow"]
+    assert flow == {"kind": kind, "amount": pytest.approx(nav - 1_000_000.0), "holdings_worth": 1_000_000.0,
+                    "nav": nav}
+    assert f"cash flow: a {kind} of {abs(nav - 1_000_000.0):,.0f} USD" in d.table()
+    # current weights are the holdings over the policy's NAV, and the trades fund (or release) the flow
+    assert d.to_frame().loc["a", "current_weight"] == pytest.approx(600_000.0 / nav)
+    assert sum(t["amount"] for t in d.to_dict()["trades"]) == pytest.approx(nav - 1_000_000.0, abs=1e-3)
+    same = bondfolio.allocate(snap, policy({"kind": "max_weight", "max": 0.7}, nav=1_000_000.0), hold)
+    assert "flow" not in same.to_dict()
