@@ -150,3 +150,24 @@ def test_stress_lists_losses_worst_first(tmp_path: Path, capsys: pytest.CaptureF
     other = write(tmp_path / "other.json", snapshot(opps))
     assert main(["stress", str(decision), "--snapshot", str(other)]) == 2
     assert "pass the snapshot the decision was made from" in capsys.readouterr().err
+
+
+def test_help_schema_do_not_import_the_solver_stack() -> None:
+    # --help and schema start without cvxpy or scipy (timings: benchmarks/bench_startup.py)
+    import subprocess
+    import sys
+
+    code = """
+import contextlib, io, sys
+from bondfolio.cli import main
+with contextlib.redirect_stdout(io.StringIO()):
+    main(["schema", "snapshot"])
+    main(["schema", "decision"])
+    try:
+        main(["--help"])
+    except SystemExit:
+        pass
+print(sorted(m for m in ("cvxpy", "scipy", "pandas", "sklearn") if m in sys.modules))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

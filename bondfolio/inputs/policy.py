@@ -18,6 +18,7 @@ penalties of soft constraints (e.g. ``cvar`` with ``penalty``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, ClassVar
 
@@ -84,8 +85,20 @@ class ConstraintSpec(StrictModel):
         return f"{self.kind}{{{', '.join(parts)}}}" if parts else self.kind
 
 
+_kinds_loader: list[Callable[[], object]] = []
+
+
+def set_kinds_loader(loader: Callable[[], object]) -> None:
+    """How to load the constraint families on first use (the package root sets it: this module never
+    imports them, and they register themselves when loaded)."""
+    _kinds_loader[:] = [loader]
+
+
 def constraint_kinds() -> dict[str, type[ConstraintSpec]]:
-    """Registered constraint kinds (after :mod:`bondfolio.constraints` is imported)."""
+    """Registered constraint kinds (loading the families on first use)."""
+    if _kinds_loader:
+        loader = _kinds_loader.pop()
+        loader()
     return dict(sorted(ConstraintSpec._registry.items()))
 
 

@@ -18,13 +18,15 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from bondfolio.errors import InputError
+
+if TYPE_CHECKING:
+    import pandas as pd
 from bondfolio.inputs.base import OmitUnset, canonical_json, read_source, sha256_hex
 from bondfolio.inputs.holdings import Holdings, load_holdings
 from bondfolio.inputs.policy import Policy, load_policy
@@ -310,6 +312,8 @@ class DecisionRecord(_Part):
     @property
     def weights(self) -> pd.Series:
         """Target weights by opportunity id, as recorded."""
+        import pandas as pd
+
         return pd.Series([a.weight for a in self.allocation], index=pd.Index([a.id for a in self.allocation],
                                                                               name="id"), name="weight")
 
