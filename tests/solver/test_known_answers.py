@@ -153,7 +153,9 @@ def test_fallback_order_recorded_and_check_enforced() -> None:
                     solver={"order": ["CLARABEL", "SCS"], "check_tolerance": 1e-300})
     with pytest.raises(CheckFailedError, match=r"every solver's answer violated a constraint") as info:
         bondfolio.allocate(snap, strict)
-    assert [a["solver"] for a in info.value.attempts] == ["CLARABEL", "SCS"]
+    # each solver is tried again with tighter settings before the next one
+    assert [a["solver"] for a in info.value.attempts] == ["CLARABEL", "CLARABEL", "SCS", "SCS"]
+    assert info.value.attempts[0]["detail"].endswith("retrying with tighter settings")
 
 
 def test_dpp_resolve_matches_fresh_solve() -> None:
