@@ -142,8 +142,17 @@ def _to_array(ndim: int) -> Callable[[Any], np.ndarray]:
     return convert
 
 
+_NUMBER_TYPES = frozenset({int, float})
+
+
 def _non_number(value: Any, where: tuple[int, ...]) -> tuple[tuple[int, ...], Any] | None:
     """The first entry of nested lists that is not an int or float (booleans are not numbers here)."""
+    if not where and isinstance(value, list) and all(isinstance(row, list) for row in value):
+        # the common case, a list of rows of numbers: one flat pass over the entries' exact types
+        if all(type(x) in _NUMBER_TYPES for row in value for x in row):
+            return None
+    elif not where and isinstance(value, list) and all(type(x) in _NUMBER_TYPES for x in value):
+        return None
     if isinstance(value, list | tuple):
         for k, item in enumerate(value):
             found = _non_number(item, (*where, k))
@@ -192,11 +201,6 @@ def sha256_hex(text: str) -> str:
 M = TypeVar("M", bound=BaseModel)
 
 
-#: Deepest nesting a document may have (JSON arrays and objects, TOML tables): real documents stay
-#: within a dozen levels; beyond this the parsers would recurse without bound.
-MAX_DEPTH = 64
-
-
 def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in pairs:
@@ -212,35 +216,61 @@ class _DuplicateKey(ValueError):
         self.key = key
 
 
+class JsonDocument(dict[str, Any]):
+    """A parsed JSON object that keeps its text, so validation parses that text once, in pydantic's
+    own parser, instead of writing the data back to JSON first. Any change to the object forgets the
+    text (validation then writes the changed data back, as for any mapping)."""
+
+    text: str = ""
+
+    def _changed(self) -> None:
+        self.text = ""
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self._changed()
+        super().__setitem__(key, value)
+
+    def __delitem__(self, key: str) -> None:
+        self._changed()
+        super().__delitem__(key)
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        self._changed()
+        super().update(*args, **kwargs)
+
+    def pop(self, *args: Any) -> Any:
+        self._changed()
+        return super().pop(*args)
+
+    def setdefault(self, key: str, default: Any = None) -> Any:
+        self._changed()
+        return super().setdefault(key, default)
+
+    def clear(self) -> None:
+        self._changed()
+        super().clear()
+
+
+#: Deepest bracket nesting a document may have: real documents stay within a dozen levels; the parsers
+#: would recurse without bound beyond what the interpreter allows.
+MAX_DEPTH = 64
+
+
 def _depth(text: str) -> int:
-    """Deepest bracket nesting of JSON or TOML text, outside strings (a cheap guard before parsing)."""
-    depth = deepest = 0
-    quote: str | None = None
-    escaped = False
-    for ch in text:
-        if quote is not None:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == quote:
-                quote = None
-            continue
-        if ch in "\"'":
-            quote = ch
-        elif ch in "[{":
-            depth += 1
-            deepest = max(deepest, depth)
-        elif ch in "]}":
-            depth -= 1
-    return deepest
+    """Deepest nesting of ``[`` and ``{`` in ``text`` (brackets inside strings counted too: a document
+    would need thousands of unbalanced ones in its strings to trip the guard), in one numpy pass."""
+    data = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
+    if not data.size:
+        return 0
+    step = ((data == 91) | (data == 123)).astype(np.int32) - ((data == 93) | (data == 125)).astype(np.int32)
+    return int(np.max(np.cumsum(step)))
 
 
 def parse_text(text: str, label: str, toml: bool = False) -> Any:
     """JSON (or TOML) text to Python data, refusing what would be silently misread: duplicate keys
-    (the last would win), nesting deeper than :data:`MAX_DEPTH`, and a top level that is not an object
-    (a JSON string holding a document is not the document). NaN and Infinity tokens are read and
-    rejected by validation, which names the field and id."""
+    (the last would win), nesting deeper than the parsers allow (``RecursionError``), and a top level
+    that is not an object (a JSON string holding a document is not the document). NaN and Infinity
+    tokens are read and rejected by validation, which names the field and id."""
     if _depth(text) > MAX_DEPTH:
         raise InputError(f"{label} nests deeper than {MAX_DEPTH} levels: no bondfolio document does; check the file")
     try:
@@ -253,11 +283,15 @@ def parse_text(text: str, label: str, toml: bool = False) -> Any:
     except json.JSONDecodeError as exc:
         raise InputError(f"{label} is not valid JSON: {exc}") from None
     except RecursionError:
-        raise InputError(f"{label} nests too deeply to parse: check the file") from None
+        raise InputError(f"{label} nests deeper than the parser allows (no bondfolio document nests more than a "
+                         "few levels): check the file") from None
     if not isinstance(data, dict):
         kind = "a string" if isinstance(data, str) else type(data).__name__
         raise InputError(f"{label} holds {kind} at its top level, not an object: a document is a JSON object "
                          "(or a TOML table), not text that holds one")
+    if not toml:
+        data = JsonDocument(data)
+        data.text = text
     return data
 
 
@@ -303,8 +337,6 @@ def read_source(source: str | Path | Mapping[str, Any], noun: str) -> tuple[Any,
         if text.startswith(("{", '"')):
             return parse_text(source, noun), noun
         if "\n" in source or text.startswith("["):
-            if _depth(source) > MAX_DEPTH:
-                return parse_text(source, noun), noun  # refused, named
             if text.startswith("["):
                 try:
                     json.loads(source)
@@ -338,7 +370,9 @@ def validate_document(
     try:
         if isinstance(data, str | bytes):
             text = data.decode("utf-8", errors="strict") if isinstance(data, bytes) else data
-            return model.model_validate_json(json.dumps(parse_text(text, source), allow_nan=True))
+            return model.model_validate_json(parse_text(text, source).text)
+        if isinstance(data, JsonDocument) and data.text:
+            return model.model_validate_json(data.text)  # the file's own text, parsed once more by pydantic
         if isinstance(data, Mapping):
             text = json.dumps(data, default=_json_default, allow_nan=True)
             return model.model_validate_json(text)
