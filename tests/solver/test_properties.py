@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import cvxpy as cp
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -189,3 +190,45 @@ def test_infeasible_books_raise_infeasible_with_a_verified_diagnosis(book: tuple
             assert all(label in str(exc) for label in d.conflict)
         return
     raise AssertionError("an infeasible book was allocated")
+
+
+def edge_book(seed: int) -> tuple[dict, dict, np.ndarray, np.ndarray, np.ndarray, float]:
+    """A feasible book at the edge of two families (the class that once raised CheckFailedError): a
+    liquidity buffer of 0.99988 with total one-day liquidity within 0.3% of the NAV, and a volatility cap
+    within 1% of the least volatility that buffer allows (found by an independent cvxpy model)."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(3, 8))
+    share = rng.dirichlet(np.ones(n)) * float(rng.uniform(0.9999, 1.003))
+    apy = rng.uniform(0.02, 0.1, n)
+    loadings, a, spec = rng.normal(0, 1, (n, 2)), rng.normal(0, 0.01, (2, 2)), rng.uniform(1e-6, 1e-4, n)
+    cov = loadings @ (a @ a.T) @ loadings.T + np.diag(spec)
+    w, c = cp.Variable(n), cp.Variable()
+    edge = [w >= 0, c >= 0, c <= 1e-4, cp.sum(w) + c == 1, c + cp.sum(cp.minimum(w, share)) >= 0.99988]
+    least = cp.Problem(cp.Minimize(cp.quad_form(w, cp.psd_wrap(cov))), edge)
+    least.solve(solver="CLARABEL", tol_gap_abs=1e-10, tol_gap_rel=1e-10, tol_feas=1e-10)
+    assert least.status == cp.OPTIMAL
+    cap = float(np.sqrt(least.value)) * float(rng.uniform(1.0005, 1.01))
+    best = cp.Problem(cp.Maximize(apy @ w), [*edge, cp.quad_form(w, cp.psd_wrap(cov)) <= cap**2])
+    best.solve(solver="CLARABEL", tol_gap_abs=1e-10, tol_gap_rel=1e-10, tol_feas=1e-10)
+    assert best.status == cp.OPTIMAL
+    snap = snapshot([opportunity(f"o{i}", float(apy[i]), available_liquidity=float(share[i] * NAV)) for i in range(n)],
+                    factors={"loadings": loadings.tolist(), "factor_covariance": (a @ a.T).tolist(),
+                             "specific_variance": spec.tolist()})
+    pol = policy({"kind": "budget", "allow_cash": True, "max_cash": 1e-4},
+                 {"kind": "liquidity_buffer", "horizon_days": 1, "min": 0.99988},
+                 {"kind": "max_volatility", "max": cap}, nav=NAV, gamma=0.0)
+    return snap, pol, cov, apy, share, float(best.value)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_books_at_the_edge_of_a_buffer_and_a_volatility_cap_allocate(seed: int) -> None:
+    snap, pol, cov, apy, share, best = edge_book(seed)
+    d = bondfolio.allocate(snap, pol)
+    assert d.check["passed"] and d.check["max_violation"] <= 1e-7
+    w = d.weights.to_numpy()
+    cap = pol["constraints"][2]["max"]
+    # the families' definitions, evaluated in numpy (1e-7: the check tolerance)
+    assert np.sqrt(w @ cov @ w) <= cap + 1e-7
+    assert d.weights.sum() + d.cash >= 1 - 1e-7 and d.cash + np.minimum(w, share).sum() >= 0.99988 - 1e-7
+    # and the yield is the independent model's optimum (both solved to 1e-9 or better)
+    assert apy @ w == pytest.approx(best, abs=1e-7)
