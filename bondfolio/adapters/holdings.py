@@ -49,7 +49,7 @@ def position_units(ex: Execution, result: Result, where: str) -> int:
 
 def read_holdings(markets: str | Path, rpc: Mapping[str, str], account: str, block: int | None = None,
                   progress: Callable[[str], None] | None = None, retries: int = 4,
-                  backoff: float = 0.25) -> tuple[Holdings, Snapshot]:
+                  backoff: float = 0.25, timeout: float = 20.0) -> tuple[Holdings, Snapshot]:
     """The account's holdings in every listed market (and the snapshot read with them).
 
     Raises
@@ -60,7 +60,7 @@ def read_holdings(markets: str | Path, rpc: Mapping[str, str], account: str, blo
         The node failed after bounded retries, or the pinned block changed while it was read.
     """
     account = parse_address(account, "--account")
-    read = read_chains(markets, rpc, block, progress, retries, backoff, verify=False)
+    read = read_chains(markets, rpc, block, progress, retries, backoff, verify=False, timeout=timeout)
     snapshot = read.snapshot()
     by_id = {o.id: o for o in snapshot.opportunities}
     positions: dict[str, float] = {}

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from bondfolio.adapters.chain import ChainClient, redact
+from bondfolio.adapters.holdings import read_holdings
 from bondfolio.adapters.snapshot import read_snapshot, resolve_rpc
 from bondfolio.cli import main
 from bondfolio.errors import ChainError, InputError, MarketError
@@ -263,3 +264,40 @@ def test_vault_window_too_short_is_an_error(chain: Chain, tmp_path: Path) -> Non
     with pytest.raises(MarketError, match=r"erc4626 market .* the share-price window is \d+ s, under 3600 s: too short "
                                           r"to annualize; raise lookback_blocks"):
         read_snapshot(markets_file(tmp_path, body), {"devnet": chain.node.url}, block=chain.world.block)
+
+
+@pytest.fixture(scope="module")
+def clean_holdings(chain: Chain) -> tuple[dict, dict]:
+    holdings, snapshot = read_holdings(chain.markets, {"devnet": chain.node.url}, chain.w3.eth.accounts[0])
+    assert any(v > 0 for v in holdings.positions.values())  # the account the world supplied from
+    return holdings.model_dump(mode="json"), snapshot.model_dump(mode="json")
+
+
+@pytest.mark.parametrize("mode", FAULTS)
+def test_holdings_retry_transient_faults_to_the_same_holdings(chain: Chain, mode: str,
+                                                              clean_holdings: tuple[dict, dict]) -> None:
+    with FaultyProxy(chain.node.url, mode, failures=2) as proxy:
+        holdings, snapshot = read_holdings(chain.markets, {"devnet": proxy.url}, chain.w3.eth.accounts[0],
+                                           backoff=0.01, timeout=0.5)
+    assert (holdings.model_dump(mode="json"), snapshot.model_dump(mode="json")) == clean_holdings
+
+
+@pytest.mark.parametrize("mode", ["timeout", "drop", "wrong-id", "away", "cut"])
+def test_holdings_persistent_faults_end_in_a_chain_error(chain: Chain, mode: str) -> None:
+    with FaultyProxy(chain.node.url, mode, failures=10**6) as proxy, \
+            pytest.raises(ChainError, match=r"no good answer after 2 attempts"):
+        read_holdings(chain.markets, {"devnet": proxy.url}, chain.w3.eth.accounts[0], retries=1, backoff=0.01,
+                      timeout=0.5)
+
+
+def test_cli_holdings_failure_leaves_the_old_file(chain: Chain, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "holdings.json"
+    out.write_text("{}")  # yesterday's file stays as it was, never replaced by a partial one
+    with FaultyProxy(chain.node.url, "503", failures=10**6) as proxy:
+        code = main(["holdings", "--rpc", proxy.url, "--markets", str(chain.markets), "--account",
+                     chain.w3.eth.accounts[0], "--out", str(out)])
+    assert code == 6
+    assert out.read_text() == "{}"
+    err = capsys.readouterr().err
+    assert "secret-api-key-123" not in err and "no good answer" in err
