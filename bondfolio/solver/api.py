@@ -14,6 +14,7 @@ from bondfolio.solver.decision import Decision
 from bondfolio.solver.diagnose import diagnose
 from bondfolio.solver.objective import trading_costs
 from bondfolio.solver.program import Program, effective_constraints
+from bondfolio.solver.solve import solver_order
 
 __all__ = ["Inputs", "allocate", "load_inputs", "validate"]
 
@@ -109,7 +110,8 @@ def allocate(snapshot: SnapshotLike, policy: PolicyLike, holdings: HoldingsLike 
         if not diagnose_infeasible:
             raise
         try:
-            diagnosis = diagnose(inputs.universe, program.constraints, inputs.policy.name, inputs.policy.solver.order)
+            order, _ = solver_order(program)
+            diagnosis = diagnose(inputs.universe, program.constraints, inputs.policy.name, order)
         except SolverError as failed:  # the infeasibility stands; only its explanation is missing
             raise InfeasibleError(f"{exc}\n(no diagnosis: {failed})", inputs.policy.name, None) from None
         raise InfeasibleError(f"{exc}\n{diagnosis.text()}", inputs.policy.name, diagnosis) from None

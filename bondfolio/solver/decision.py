@@ -265,7 +265,7 @@ class Decision:
             "check": self.check,
             "solver": {
                 "name": sol.solver, "status": sol.status, "inaccurate": sol.inaccurate,
-                "order": list(self.policy.solver.order),
+                "order": list(sol.order), "order_from": sol.order_from,
                 "attempts": [{k: v for k, v in a.to_dict().items() if k != "seconds"} for a in sol.attempts],
                 "options": sol.options,
             },

@@ -202,11 +202,16 @@ class AttemptRow(_Part):
     detail: str
 
 
-class SolverReport(_Part):
+class SolverReport(OmitUnset, _Part):
     name: str
     status: str
     inaccurate: bool
     order: list[str]
+    """The solvers tried, in order."""
+    order_from: str | None = None
+    """Where the order came from: ``"policy"`` (its ``[solver] order``) or ``"shape: ..."`` (chosen by the
+    program's shape; records written before the choice by shape have no such field)."""
+    omit_when_none = ("order_from",)
     attempts: list[AttemptRow]
     options: dict[str, Any]
 

@@ -20,10 +20,10 @@ import numpy as np
 from bondfolio.constraints.base import Compiled, Constraint, RowResult
 from bondfolio.constraints.variables import Point, Vars
 from bondfolio.errors import CheckFailedError, InfeasibleError, SolverError, UnboundedError
-from bondfolio.inputs.policy import Policy
+from bondfolio.inputs.policy import DEFAULT_SOLVERS, SCENARIO_LP_SOLVERS, Policy
 from bondfolio.inputs.universe import Universe
 
-__all__ = ["OBJECTIVE_SCALE", "SOLVER_OPTIONS", "Attempt", "Solution", "Solvable", "solve_once"]
+__all__ = ["OBJECTIVE_SCALE", "SOLVER_OPTIONS", "Attempt", "Solution", "Solvable", "solve_once", "solver_order"]
 
 #: Factor applied to the objective inside the solver (1e4: the solver sees basis points).
 OBJECTIVE_SCALE = 1e4
@@ -34,6 +34,7 @@ SOLVER_OPTIONS: dict[str, dict[str, Any]] = {
     "SCS": {"eps_abs": 1e-9, "eps_rel": 1e-9, "max_iters": 200_000},
     "ECOS": {"abstol": 1e-9, "reltol": 1e-9, "feastol": 1e-9},
     "OSQP": {"eps_abs": 1e-9, "eps_rel": 1e-9, "max_iter": 200_000, "polishing": True},
+    "HIGHS": {"primal_feasibility_tolerance": 1e-9, "dual_feasibility_tolerance": 1e-9},
 }
 
 
@@ -99,10 +100,29 @@ class Solution:
     """The objective evaluated on the exact curves (when rate impact is modelled)."""
     mixed: dict[str, Any] | None = None
     """Which positions to trade, when the program has fixed costs: method, nodes, bound and gap."""
+    order: tuple[str, ...] = DEFAULT_SOLVERS
+    """The solvers tried, in order (see :func:`solver_order`)."""
+    order_from: str = "policy"
+    """Where that order came from: ``"policy"`` or ``"shape: ..."``."""
 
     @property
     def max_violation(self) -> float:
         return max((r.violation for r in self.checks), default=0.0)
+
+
+def solver_order(program: Solvable) -> tuple[tuple[str, ...], str]:
+    """The solvers to try, in order, and where that order came from: the policy's ``[solver] order``
+    when it sets one (``"policy"``), else the program's shape: a linear program with a scenario block
+    (a ``cvar`` limit, no quadratic or conic term) goes to HiGHS first (``"shape: scenario LP"``),
+    anything else (QP, second-order cone, curve envelopes) to Clarabel first (``"shape: QP or conic"``
+    or ``"shape: LP"``)."""
+    if program.policy.solver.order is not None:
+        return program.policy.solver.order, "policy"
+    if program.problem.is_lp():
+        if any(c.kind == "cvar" for c in program.constraints):
+            return SCENARIO_LP_SOLVERS, "shape: scenario LP"
+        return DEFAULT_SOLVERS, "shape: LP"
+    return DEFAULT_SOLVERS, "shape: QP or conic"
 
 
 def solve_once(program: Solvable, reuse: bool = False) -> Solution:
@@ -128,7 +148,8 @@ def solve_once(program: Solvable, reuse: bool = False) -> Solution:
     failed_check: list[RowResult] = []
     infeasible_inaccurate = False
     tries: list[tuple[str, dict[str, Any], bool]] = []
-    for name in settings.order:
+    order, order_from = solver_order(program)
+    for name in order:
         tries.append((name, SOLVER_OPTIONS.get(name, {}), False))
         if name in TIGHTER:
             tries.append((name, TIGHTER[name], True))
@@ -190,6 +211,8 @@ def solve_once(program: Solvable, reuse: bool = False) -> Solution:
             solve_seconds=seconds,
             solver_seconds=None if stats is None or stats.solve_time is None else float(stats.solve_time),
             options={"ignore_dpp": not reuse, "objective_scale": OBJECTIVE_SCALE, **options},
+            order=order,
+            order_from=order_from,
         )
     summary = "; ".join(f"{a.solver}: {a.status}" + (f" ({a.detail})" if a.detail else "") for a in attempts)
     if failed_check:

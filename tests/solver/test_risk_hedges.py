@@ -227,3 +227,33 @@ def test_cvar_penalty_trades_yield_for_tail() -> None:
 def test_cvar_needs_a_limit_or_a_penalty() -> None:
     with pytest.raises(bondfolio.InputError, match="give 'max' \\(a limit\\), 'penalty'"):
         bondfolio.allocate(snapshot([FLOAT]), policy({"kind": "cvar"}))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_scenario_lp_goes_to_highs_first_with_the_same_optimum(seed: int) -> None:
+    # gamma = 0 and a cvar limit: a linear program with a scenario block, which the shape sends to HiGHS;
+    # the optimum equals the independent cvxpy + Clarabel model's and a Clarabel-forced solve's (1e-7: both
+    # solvers stop at 1e-9 feasibility; the objective is in APY units ~0.05)
+    snap, spec = random_book(seed)
+    u = Universe.build(load_snapshot(snap), None, 1e6)
+    s = build_scenarios(u, load_scenarios(spec["scenarios"]))
+    limit = float(np.mean([independent_cvar(s.losses[:, i], s.probability, spec["alpha"]) for i in range(u.n)]))
+    d = bondfolio.allocate(snap, policy({"kind": "cvar", "max": limit, **spec}, gamma=0.0))
+    solver = d.to_dict()["solver"]
+    assert (solver["name"], solver["order"], solver["order_from"]) == ("HIGHS", ["HIGHS", "CLARABEL", "SCS"],
+                                                                      "shape: scenario LP")
+    assert d.check["passed"]
+    forced = bondfolio.allocate(snap, policy({"kind": "cvar", "max": limit, **spec}, gamma=0.0,
+                                             solver={"order": ["CLARABEL"]}))
+    assert forced.to_dict()["solver"]["order_from"] == "policy"
+    assert d.metrics["objective"] == pytest.approx(independent_optimum(snap, spec, limit, 0.0), abs=1e-7)
+    assert d.metrics["objective"] == pytest.approx(forced.metrics["objective"], abs=1e-7)
+    # with quadratic risk the same book is a QP: Clarabel first
+    qp = bondfolio.allocate(snap, policy({"kind": "cvar", "max": limit, **spec}, gamma=2.0)).to_dict()["solver"]
+    assert (qp["name"], qp["order_from"]) == ("CLARABEL", "shape: QP or conic")
+
+
+def test_a_plain_lp_keeps_clarabel_first() -> None:
+    d = bondfolio.allocate(snapshot([opportunity("a", 0.05), opportunity("b", 0.04)]),
+                           policy({"kind": "max_weight", "max": 0.6}, gamma=0.0)).to_dict()["solver"]
+    assert (d["name"], d["order"], d["order_from"]) == ("CLARABEL", ["CLARABEL", "SCS"], "shape: LP")
