@@ -171,3 +171,16 @@ print(sorted(m for m in ("cvxpy", "scipy", "pandas", "sklearn") if m in sys.modu
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_json_on_stdout_stays_json_when_highs_solves(tmp_path: Path) -> None:
+    # a scenario LP goes to HiGHS, which prints a banner below Python on its first use in a process;
+    # `--format json` on stdout must still be one JSON document (a fresh process, so HiGHS is new)
+    snap = snapshot([opportunity("a", 0.06, tags=["oracle:a"]), opportunity("b", 0.04, tags=["oracle:b"])])
+    snap["failure"] = {"sources": [{"group": "oracle:a", "probability": 0.02, "loss_given_failure": 0.5}]}
+    pol = policy({"kind": "cvar", "max": 0.2, "alpha": 0.95, "scenarios": {"samples": 50, "seed": 1}}, gamma=0.0)
+    done = run("allocate", str(write(tmp_path / "s.json", snap)), str(write(tmp_path / "p.json", pol)),
+               "--format", "json")
+    assert done.returncode == 0, done.stderr
+    record = json.loads(done.stdout)
+    assert (record["solver"]["name"], record["solver"]["order_from"]) == ("HIGHS", "shape: scenario LP")

@@ -209,7 +209,8 @@ class Decision:
                 out.append({
                     "constraint": res.constraint, "kind": res.kind, "row": res.row, "unit": res.unit,
                     "value": res.value, "lower": _finite(res.lower), "upper": _finite(res.upper),
-                    "slack": res.slack, "binding": bool(res.slack <= tol), "dual": None if math.isnan(dual) else dual,
+                    "slack": _finite(res.slack), "binding": bool(res.slack <= tol),
+                    "dual": None if math.isnan(dual) else dual,
                 })
         return out
 

@@ -33,6 +33,7 @@ from bondfolio.constraints.base import Constraint, ParamSet, Rows
 from bondfolio.constraints.variables import Vars
 from bondfolio.errors import SolverError
 from bondfolio.inputs.universe import Universe
+from bondfolio.solver.solve import silence_highs_banner
 
 __all__ = ["STEPS", "Diagnosis", "Relaxation", "diagnose", "format_bound", "step_of"]
 
@@ -201,6 +202,8 @@ class _Elastic:
         order = [self.solver, *(s for s in ("CLARABEL", "ECOS", "SCS") if s != self.solver and s in installed)]
         seen = "solver_error"
         for name in order:
+            if name == "HIGHS":
+                silence_highs_banner()
             try:
                 with warnings.catch_warnings():
                     warnings.filterwarnings("ignore", message="Solution may be inaccurate")

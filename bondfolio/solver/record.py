@@ -172,7 +172,9 @@ class ConstraintRow(_Part):
     value: float
     lower: float | None
     upper: float | None
-    slack: float
+    slack: float | None
+    """Distance to the nearer bound; ``None`` for a row with no finite bound (a ``cvar`` held by its
+    penalty alone is reported, not limited)."""
     binding: bool
     dual: float | None
     """d(objective)/d(bound) per unit of the bound (APY decimal); ``None`` when the solver gave none."""

@@ -9,6 +9,8 @@ the next solver, and every attempt is recorded.
 from __future__ import annotations
 
 import functools
+import os
+import sys
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -23,7 +25,8 @@ from bondfolio.errors import CheckFailedError, InfeasibleError, SolverError, Unb
 from bondfolio.inputs.policy import DEFAULT_SOLVERS, SCENARIO_LP_SOLVERS, Policy
 from bondfolio.inputs.universe import Universe
 
-__all__ = ["OBJECTIVE_SCALE", "SOLVER_OPTIONS", "Attempt", "Solution", "Solvable", "solve_once", "solver_order"]
+__all__ = ["OBJECTIVE_SCALE", "SOLVER_OPTIONS", "Attempt", "Solution", "Solvable", "silence_highs_banner", "solve_once",
+           "solver_order"]
 
 #: Factor applied to the objective inside the solver (1e4: the solver sees basis points).
 OBJECTIVE_SCALE = 1e4
@@ -110,6 +113,25 @@ class Solution:
         return max((r.violation for r in self.checks), default=0.0)
 
 
+@functools.cache
+def silence_highs_banner() -> None:
+    """HiGHS writes a banner to the process's stdout (file descriptor 1, below Python) the first time a
+    ``Highs`` object is made, before any option can silence it: it would corrupt ``--format json`` on
+    stdout and the MCP server's stdio. Make that first object here, once, with descriptor 1 pointed at
+    /dev/null; later ones print nothing."""
+    import highspy
+
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 1)
+            highspy.Highs()
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 def solver_order(program: Solvable) -> tuple[tuple[str, ...], str]:
     """The solvers to try, in order, and where that order came from: the policy's ``[solver] order``
     when it sets one (``"policy"``), else the program's shape: a linear program with a scenario block
@@ -161,6 +183,8 @@ def solve_once(program: Solvable, reuse: bool = False) -> Solution:
             attempts.append(Attempt(name, "not_installed", False, 0.0, "solver is not installed"))
             skip.add(name)
             continue
+        if name == "HIGHS":
+            silence_highs_banner()
         start = time.perf_counter()
         try:
             with warnings.catch_warnings():  # an inaccurate status is recorded and checked, not printed

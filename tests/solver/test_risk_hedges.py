@@ -14,6 +14,7 @@ from scipy.optimize import linprog
 import bondfolio
 from bondfolio.inputs import Universe, load_snapshot
 from bondfolio.inputs.scenarios import build_scenarios, load_scenarios
+from bondfolio.solver.record import load_decision
 from tests.factories import opportunity, policy, snapshot
 
 PT = opportunity("pt", 0.08, protocol="pendle", kind="fixed", duration=2.0, maturity="2028-11-20T00:00:00Z")
@@ -219,6 +220,10 @@ def test_cvar_penalty_trades_yield_for_tail() -> None:
         assert d.metrics["objective"] == pytest.approx(d.solution.objective, abs=1e-8)
         values.append(d.metrics["expected_apy"])
         tails.append(tail)
+        # a row held by a penalty alone has no bound: no slack, never binding, and the record still seals
+        record = load_decision(d.to_json())
+        held = next(r for r in record.constraints if r.kind == "cvar")
+        assert (held.lower, held.upper, held.slack, held.binding) == (None, None, None, False)
     assert all(a >= b - 1e-9 for a, b in itertools.pairwise(values))
     assert all(a >= b - 1e-9 for a, b in itertools.pairwise(tails))
     assert tails[0] > tails[-1]
