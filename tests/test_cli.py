@@ -152,8 +152,9 @@ def test_stress_lists_losses_worst_first(tmp_path: Path, capsys: pytest.CaptureF
     assert "pass the snapshot the decision was made from" in capsys.readouterr().err
 
 
-def test_help_schema_do_not_import_the_solver_stack() -> None:
-    # --help and schema start without cvxpy or scipy (timings: benchmarks/bench_startup.py)
+def test_help_schema_validate_do_not_import_the_solver_stack() -> None:
+    # --help, schema and validate start without cvxpy, scipy or pandas (timings: benchmarks/bench_startup.py);
+    # the example policy has every constraint family that resolves against data (groups, liquidity, cvar, risk)
     import subprocess
     import sys
 
@@ -163,13 +164,17 @@ from bondfolio.cli import main
 with contextlib.redirect_stdout(io.StringIO()):
     main(["schema", "snapshot"])
     main(["schema", "decision"])
+    main(["schema", "policy"])
+    main(["validate", "examples/treasury/snapshot.json", "examples/treasury/policy.toml",
+          "--holdings", "examples/treasury/holdings.json"])
     try:
         main(["--help"])
     except SystemExit:
         pass
 print(sorted(m for m in ("cvxpy", "scipy", "pandas", "sklearn") if m in sys.modules))
 """
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[1])
     assert out.stdout.strip() == "[]"
 
 

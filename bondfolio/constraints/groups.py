@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
-import cvxpy as cp
 import numpy as np
-import scipy.sparse as sp
 from pydantic import Field, model_validator
 
+from bondfolio._lazy import lazy_module
 from bondfolio.constraints.base import Constraint, ParamSet, Rows
 from bondfolio.constraints.select import Selector
 from bondfolio.constraints.variables import Point, Vars
 from bondfolio.inputs.base import Fraction
 from bondfolio.inputs.universe import Universe
+
+if TYPE_CHECKING:
+    import cvxpy as cp
+    import scipy.sparse as sp
+else:
+    cp = lazy_module("cvxpy", globals(), "cp")
+    sp = lazy_module("scipy.sparse", globals(), "sp")
 
 __all__ = ["GroupCap", "GroupFloor"]
 
@@ -71,17 +77,22 @@ class _GroupBound(Constraint):
         if empty_floors:
             raise self.fail(f"{self.by} {empty_floors} has no selected deposit (its members are hedges or left out by "
                             "'select'), so its floor cannot hold: widen the selection or drop the floor")
-        matrix = sp.csr_matrix((np.ones(len(cols)), (rows_i, cols)), shape=(len(labels), u.n))
+        # membership as (row, column) pairs: the check sums them with numpy, and the sparse matrix cvxpy
+        # needs is built when the family is compiled (so validating a policy never imports scipy)
+        pairs = (np.asarray(rows_i, dtype=np.intp), np.asarray(cols, dtype=np.intp))
         values = np.array(bounds, dtype=float)
         inf = np.full(len(labels), np.inf)
         lower, upper = (-inf, values) if self.side == "upper" else (values, inf)
-        return Rows(labels, lower, upper, structure={"members": matrix})
+        return Rows(labels, lower, upper, structure={"members": pairs, "n": u.n})
 
     def expression(self, rows: Rows, p: ParamSet, v: Vars) -> cp.Expression:
-        return rows.structure["members"] @ v.w
+        r, c = rows.structure["members"]
+        matrix = sp.csr_matrix((np.ones(c.size), (r, c)), shape=(len(rows.labels), rows.structure["n"]))
+        return matrix @ v.w
 
     def evaluate(self, rows: Rows, x: Point, u: Universe) -> np.ndarray:
-        return np.asarray(rows.structure["members"] @ x.w)
+        r, c = rows.structure["members"]
+        return np.bincount(r, weights=np.asarray(x.w, dtype=float)[c], minlength=len(rows.labels))
 
 
 class GroupCap(_GroupBound):

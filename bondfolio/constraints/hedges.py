@@ -7,18 +7,23 @@ the ``duration`` family (it sums every position, hedges included).
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import cvxpy as cp
 import numpy as np
 from pydantic import Field, model_validator
 
+from bondfolio._lazy import lazy_module
 from bondfolio.constraints.bands import _Band, check_interval
 from bondfolio.constraints.base import Constraint, ParamSet, Rows
 from bondfolio.constraints.select import Selector
 from bondfolio.constraints.variables import Point, Vars
 from bondfolio.inputs.kinds import Kind
 from bondfolio.inputs.universe import Universe
+
+if TYPE_CHECKING:
+    import cvxpy as cp
+else:
+    cp = lazy_module("cvxpy", globals(), "cp")
 
 __all__ = ["HedgeBudget", "HedgeRatio", "NetDelta"]
 

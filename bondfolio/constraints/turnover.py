@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
-import cvxpy as cp
 import numpy as np
 from pydantic import Field
 
+from bondfolio._lazy import lazy_module
 from bondfolio.constraints.base import Constraint, ParamSet, Rows
 from bondfolio.constraints.variables import Point, Vars
 from bondfolio.inputs.universe import Universe
+
+if TYPE_CHECKING:
+    import cvxpy as cp
+else:
+    cp = lazy_module("cvxpy", globals(), "cp")
 
 __all__ = ["Turnover"]
 

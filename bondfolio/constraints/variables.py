@@ -9,12 +9,18 @@ defining constraints collected in :attr:`Vars.definitions`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import cvxpy as cp
 import numpy as np
 
+from bondfolio._lazy import lazy_module
 from bondfolio.errors import InputError
 from bondfolio.inputs.universe import Universe
+
+if TYPE_CHECKING:
+    import cvxpy as cp
+else:
+    cp = lazy_module("cvxpy", globals(), "cp")
 
 __all__ = ["Point", "Vars"]
 

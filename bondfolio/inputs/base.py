@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any, ClassVar, TypeVar
 
 import numpy as np
-from eth_utils import to_checksum_address
+from eth_hash.auto import keccak
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -86,7 +86,10 @@ def checksum_address(value: str, what: str = "address") -> str:
     """``value`` as a checksummed address; ``ValueError`` unless it is 0x + 40 hex digits."""
     if not isinstance(value, str) or not re.match(r"^0x[0-9a-fA-F]{40}$", value):
         raise ValueError(f"{what} {value!r} is not a 0x-prefixed 20-byte hex address")
-    return str(to_checksum_address(value))
+    lower = value[2:].lower()
+    # EIP-55: a hex letter is upper case where the keccak of the lower-case hex has a nibble >= 8
+    digest = keccak(lower.encode("ascii")).hex()
+    return "0x" + "".join(c.upper() if int(h, 16) >= 8 else c for c, h in zip(lower, digest[:40], strict=True))
 
 
 def parse_address(value: str, what: str) -> str:

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bondfolio.errors import InfeasibleError, SolverError
 from bondfolio.inputs.holdings import Holdings, load_holdings
 from bondfolio.inputs.policy import Policy, load_policy
 from bondfolio.inputs.snapshot import Snapshot, load_snapshot
 from bondfolio.inputs.universe import Universe
-from bondfolio.solver.decision import Decision
-from bondfolio.solver.diagnose import diagnose
 from bondfolio.solver.objective import trading_costs
 from bondfolio.solver.program import Program, effective_constraints
-from bondfolio.solver.solve import solver_order
+
+if TYPE_CHECKING:
+    from bondfolio.solver.decision import Decision
 
 __all__ = ["Inputs", "allocate", "load_inputs", "validate"]
 
@@ -102,6 +102,10 @@ def allocate(snapshot: SnapshotLike, policy: PolicyLike, holdings: HoldingsLike 
     SolverError
         No solver produced a verified allocation (exit code 4).
     """
+    from bondfolio.solver.decision import Decision  # the record and its tables: not needed to validate
+    from bondfolio.solver.diagnose import diagnose
+    from bondfolio.solver.solve import solver_order
+
     inputs = load_inputs(snapshot, policy, holdings)
     program = Program(inputs.universe, inputs.policy)
     try:

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-import cvxpy as cp
+from typing import TYPE_CHECKING
+
 import numpy as np
 
+from bondfolio._lazy import lazy_module
 from bondfolio.constraints.base import Compiled, Constraint, ParamSet, Rows
 from bondfolio.constraints.variables import Vars
 from bondfolio.errors import InputError
 from bondfolio.inputs.universe import Universe
+
+if TYPE_CHECKING:
+    import cvxpy as cp
+else:
+    cp = lazy_module("cvxpy", globals(), "cp")
 
 __all__ = ["BoundFold"]
 

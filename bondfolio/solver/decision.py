@@ -11,11 +11,11 @@ import math
 import platform
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
+from bondfolio._lazy import lazy_module
 from bondfolio._version import __version__
 from bondfolio.constraints.liquidity_buffer import LiquidityBuffer, withdrawable
 from bondfolio.inputs.base import canonical_json, sha256_hex
@@ -26,6 +26,11 @@ from bondfolio.inputs.universe import Universe
 from bondfolio.solver.mixed import describe
 from bondfolio.solver.program import Program, Solution
 from bondfolio.solver.record import DECISION_SCHEMA, DecisionRecord, dump_record, input_sha256
+
+if TYPE_CHECKING:
+    import pandas as pd
+else:
+    pd = lazy_module("pandas", globals(), "pd")
 
 __all__ = ["DECISION_SCHEMA", "DEFAULT_HORIZONS", "TRADE_EPSILON", "Decision", "canonical_inputs", "inputs_digest",
            "versions"]

@@ -24,16 +24,21 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import cvxpy as cp
 import numpy as np
 
+from bondfolio._lazy import lazy_module
 from bondfolio.constraints.base import Constraint, ParamSet, Rows
 from bondfolio.constraints.variables import Vars
 from bondfolio.errors import SolverError
 from bondfolio.inputs.universe import Universe
 from bondfolio.solver.solve import silence_highs_banner
+
+if TYPE_CHECKING:
+    import cvxpy as cp
+else:
+    cp = lazy_module("cvxpy", globals(), "cp")
 
 __all__ = ["STEPS", "Diagnosis", "Relaxation", "diagnose", "format_bound", "step_of"]
 

@@ -22,10 +22,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import cvxpy as cp
 import numpy as np
 
+from bondfolio._lazy import lazy_module
 from bondfolio.constraints.base import Compiled, Constraint, RowResult
 from bondfolio.constraints.budget import Budget
 from bondfolio.constraints.variables import Point, Vars
@@ -39,6 +40,11 @@ from bondfolio.solver.mixed import solve_mixed
 from bondfolio.solver.objective import FixedCost, Risk, Term, TradingCost, objective_terms
 from bondfolio.solver.rate_impact import RateImpact, solve_with_impact
 from bondfolio.solver.solve import OBJECTIVE_SCALE, SOLVER_OPTIONS, Attempt, Solution, solve_once
+
+if TYPE_CHECKING:
+    import cvxpy as cp
+else:
+    cp = lazy_module("cvxpy", globals(), "cp")
 
 __all__ = ["OBJECTIVE_SCALE", "SOLVER_OPTIONS", "Attempt", "Program", "Solution", "effective_constraints"]
 

@@ -17,18 +17,24 @@ number (APY before and after, portfolio APY, objective) is evaluated on the exac
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import cvxpy as cp
 import numpy as np
-import scipy.sparse as sp
 
+from bondfolio._lazy import lazy_module
 from bondfolio.constraints.variables import Point, Vars
 from bondfolio.errors import InfeasibleError
 from bondfolio.inputs.snapshot import AmmCurve
 from bondfolio.inputs.universe import Universe
 from bondfolio.solver.curves import Envelope, MarketCurve, curve_for, envelope, upper_hull
 from bondfolio.solver.solve import Solution
+
+if TYPE_CHECKING:
+    import cvxpy as cp
+    import scipy.sparse as sp
+else:
+    cp = lazy_module("cvxpy", globals(), "cp")
+    sp = lazy_module("scipy.sparse", globals(), "sp")
 
 __all__ = ["COARSE", "MAX_REFINEMENTS", "REFINE_ABOVE", "RateImpact", "solve_with_impact"]
 

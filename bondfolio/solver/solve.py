@@ -14,16 +14,21 @@ import sys
 import time
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import cvxpy as cp
 import numpy as np
 
+from bondfolio._lazy import lazy_module
 from bondfolio.constraints.base import Compiled, Constraint, RowResult
 from bondfolio.constraints.variables import Point, Vars
 from bondfolio.errors import CheckFailedError, InfeasibleError, SolverError, UnboundedError
 from bondfolio.inputs.policy import DEFAULT_SOLVERS, SCENARIO_LP_SOLVERS, Policy
 from bondfolio.inputs.universe import Universe
+
+if TYPE_CHECKING:
+    import cvxpy as cp
+else:
+    cp = lazy_module("cvxpy", globals(), "cp")
 
 __all__ = ["OBJECTIVE_SCALE", "SOLVER_OPTIONS", "Attempt", "Solution", "Solvable", "silence_highs_banner", "solve_once",
            "solver_order"]

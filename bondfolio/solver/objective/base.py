@@ -17,13 +17,18 @@ A new term is one class in one new module of this package, added to
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
-import cvxpy as cp
 import numpy as np
 
+from bondfolio._lazy import lazy_module
 from bondfolio.constraints.variables import Point, Vars
 from bondfolio.inputs.universe import Universe
+
+if TYPE_CHECKING:
+    import cvxpy as cp
+else:
+    cp = lazy_module("cvxpy", globals(), "cp")
 
 __all__ = ["Term"]
 

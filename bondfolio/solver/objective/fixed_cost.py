@@ -18,17 +18,22 @@ trades (one way) or not, and a trade is at least ``m``. :mod:`bondfolio.solver.m
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
-import cvxpy as cp
 import numpy as np
 
+from bondfolio._lazy import lazy_module
 from bondfolio.constraints.base import RowResult
 from bondfolio.constraints.variables import Point, Vars
 from bondfolio.inputs.gas import GAS, leg_cost
 from bondfolio.inputs.policy import Policy
 from bondfolio.inputs.universe import Universe
 from bondfolio.solver.objective.base import Term
+
+if TYPE_CHECKING:
+    import cvxpy as cp
+else:
+    cp = lazy_module("cvxpy", globals(), "cp")
 
 __all__ = ["FixedCost", "leg_costs"]
 

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
-import cvxpy as cp
 import numpy as np
 
+from bondfolio._lazy import lazy_module
 from bondfolio.constraints.base import Compiled
 from bondfolio.constraints.variables import Point, Vars
 from bondfolio.inputs.universe import Universe
 from bondfolio.solver.objective.base import Term
+
+if TYPE_CHECKING:
+    import cvxpy as cp
+else:
+    cp = lazy_module("cvxpy", globals(), "cp")
 
 __all__ = ["Penalty"]
 
