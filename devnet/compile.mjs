@@ -59,7 +59,8 @@ compile(
   require("solc"),
   Object.fromEntries(own.map((f) => [f, path.join(here, "contracts", f)])),
   { optimizer: { enabled: true, runs: 200 }, evmVersion: "paris" },
-  ["Multicall3", "TestToken", "TestVault", "CometRates", "PendleMarketState", "AdaptiveCurveIrm", "MetaMorphoVault"],
+  ["Multicall3", "TestToken", "TestVault", "CometRates", "PendleMarketState", "PendleERC4626SY", "PendleGaugeStub",
+   "AdaptiveCurveIrm", "MetaMorphoVault"],
 );
 
 // Aave v3.1+ interest-rate strategy (one contract for all reserves), from npm @aave-dao/aave-v3-origin

@@ -11,7 +11,9 @@
 - a second Morpho market and a MetaMorpho-ABI vault (project-written ``MetaMorphoVault``) allocating to
   both markets under per-market caps;
 - an OpenZeppelin ERC-4626 savings vault over DAI whose share price grew over a week;
-- two Pendle-market-ABI contracts (project-written ``PendleMarketState``) expiring in 90 and 180 days.
+- the real Pendle V7 (npm ``@pendle/core-v2`` artifacts, :mod:`devnet.pendle`): two PT markets over an SY
+  (project-written ``PendleERC4626SY``) wrapping the savings vault, expiring in about 90 and 180 days at
+  implied APYs of 8 % and 9 %, seeded through the real router.
 
 It returns a :class:`World` with every address, and ``markets_toml()`` writes the MARKETS.toml that
 ``bondfolio snapshot`` reads.
@@ -19,13 +21,13 @@ It returns a :class:`World` with every address, and ``markets_toml()`` writes th
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 from web3 import Web3
 
 from devnet.aave import AaveMarket, deploy_market, seed_liquidity
 from devnet.deploy import Deployer, built
+from devnet.pendle import DAY, create_market, deploy_pendle, seed_market
 
 MULTICALL3 = "0xcA11bde05977b3631167028862bE2a173976CA11"
 YEAR = 365 * 24 * 3600
@@ -55,6 +57,9 @@ class World:
     block: int = 0
     metamorpho: str = ""
     morpho_market_id2: str = ""
+    pendle_router: str = ""
+    pendle_oracle: str = ""
+    pendle_sy: str = ""
 
     def markets_toml(self, lookback_blocks: int | None = None) -> str:
         """A MARKETS.toml naming every market of the world (chain ``devnet``); ``lookback_blocks`` for
@@ -81,7 +86,7 @@ class World:
         ]
         for name, address in self.pendle_markets.items():
             lines += ["[[markets]]", 'protocol = "pendle-pt"', 'chain = "devnet"', f'market = "{address}"',
-                      f'id = "pendle-pt-devnet-{name}"', 'symbol = "USDe"', ""]
+                      f'router = "{self.pendle_router}"', f'id = "pendle-pt-devnet-{name}"', ""]
         return "\n".join(lines)
 
 
@@ -169,20 +174,21 @@ def build_world(w3: Web3) -> World:
     d.send(dai.functions.approve(vault.address, deposit), lender)
     d.send(vault.functions.deposit(deposit, lender), lender)
     start_block = w3.eth.block_number
-
-    # Pendle principal-token markets (Pendle market ABI), implied APY 8 % and 9 %
-    now = w3.eth.get_block("latest")["timestamp"]
-    pendle_markets: dict[str, str] = {}
-    for name, days, apy in (("usde-90d", 90, 0.08), ("usde-180d", 180, 0.09)):
-        state = (10**24, 10**24, 10**24, admin, 10**20, now + days * 86400 + 7 * 86400, 0, 80,
-                 int(math.log1p(apy) * WAD))
-        pt = d.deploy(built("TestToken"), f"PT USDe {name} (devnet)", f"PT-USDe-{name}", 6)
-        yt = d.deploy(built("TestToken"), f"YT USDe {name} (devnet)", f"YT-USDe-{name}", 6)
-        market = d.deploy(built("PendleMarketState"), state, usdc.address, pt.address, yt.address)
-        pendle_markets[name] = market.address
+    # the real Pendle V7 (its core, router and oracle), and an SY over the savings vault
+    pendle = deploy_pendle(w3)
+    sy = d.deploy(built("PendleERC4626SY"), "SY Savings DAI (devnet)", "SY-sDAI", vault.address)
 
     advance(w3, 7 * 86400, blocks=5)  # a week passes: Morpho's rate at target adapts
     d.send(dai.functions.mint(vault.address, 1_000 * WAD))  # 1,000 DAI of yield on 1,000,000 over a week
+    # the real Pendle V7's PT markets over the SY, implied APY 8 % and 9 % (seeded after the vault's week
+    # of yield, so the seed deposits leave its share price as it is)
+    today = w3.eth.get_block("latest")["timestamp"] // DAY
+    pendle_markets: dict[str, str] = {}
+    for name, days, apy in (("sdai-90d", 90, 0.08), ("sdai-180d", 180, 0.09)):
+        market = create_market(pendle, sy, (today + days) * DAY, apy)
+        seed_market(pendle, market, dai, lender, 400_000 * WAD)
+        pendle_markets[name] = market.market.address
+
     d.send(morpho.functions.accrueInterest(params))
     d.send(morpho.functions.accrueInterest(params2))
     advance(w3, 12, blocks=1)
@@ -190,4 +196,4 @@ def build_world(w3: Web3) -> World:
     return World(aave, comet.address, usdc.address, morpho.address, irm.address,
                  "0x" + market_id.hex().removeprefix("0x"), loan.address, vault.address, dai.address,
                  block - start_block, pendle_markets, block, metamorpho.address,
-                 "0x" + market_id2.hex().removeprefix("0x"))
+                 "0x" + market_id2.hex().removeprefix("0x"), pendle.router.address, pendle.oracle.address, sy.address)

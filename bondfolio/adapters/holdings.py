@@ -84,8 +84,7 @@ def _read_positions(chain: ChainRead, by_id: dict[str, Any], account: str, posit
     held: list[tuple[Any, Execution]] = [(o, o.execution) for o in opps if o.execution is not None]
     assets: dict[str, Execution] = {}
     for _, ex in held:
-        if ex.measure != "pt_balance":  # a PT market's asset is its SY, not cash
-            assets.setdefault(ex.asset, ex)
+        assets.setdefault(ex.asset, ex)
     calls = [position_call(ex, account) for _, ex in held]
     calls += [BALANCE_OF(token, account) for token in assets]
     results = chain.client.execute(calls)

@@ -1,8 +1,17 @@
-"""Pendle v2 principal tokens: fixed-rate, fixed-maturity (on-chain zero-coupon bonds).
+"""Pendle V2 principal tokens: fixed-rate, fixed-maturity (on-chain zero-coupon bonds).
 
-From ``readState`` the market's ``expiry`` and ``lastLnImpliedRate`` (ln(1 + implied APY), 1e18):
-implied APY = ``exp(ln_rate) - 1``, PT price in asset = ``exp(-ln_rate * time_to_expiry / 365 days)``,
-duration = time to expiry in years. An expired market is an error (its PT redeems 1:1: hold the asset).
+From the market's ``readState(router)`` (its ``expiry``, pool, curve parameters and ``lastLnImpliedRate``,
+ln(1 + implied APY) at 1e18), ``readTokens()`` (SY, PT, YT), the SY's ``exchangeRate()`` and
+``assetInfo()`` and the YT's ``pyIndexStored()``: implied APY = ``exp(ln_rate) - 1``, PT price in the
+asset = ``exp(-ln_rate * time to expiry / 365 days)`` (what Pendle's own oracle ``getPtToAssetRate(market,
+0)`` returns), duration = time to expiry in years. The ``rate_curve`` carries the market's state so the
+program prices trades on the exact AMM (:mod:`bondfolio.solver.pendle_amm`). An expired market is an
+opportunity that earns nothing and takes no deposits (``depositable = false``): its PT redeems for the
+asset 1:1, which the plan does with ``redeemPyToToken``.
+
+``router`` (MARKETS.toml): the Pendle router the plan's legs call (``swapExactTokenForPt``,
+``swapExactPtForToken``, ``redeemPyToToken``); the market's fee is read as that router sees it (a router
+may have an overridden fee). Without it the market is read but its legs are left out of plans.
 """
 
 from __future__ import annotations
@@ -29,6 +38,9 @@ __all__ = ["PendlePtMarket"]
 # MarketState is a static struct: decoded as its 9 fields in a row
 READ_STATE = Fn("readState(address)", "int256,int256,int256,address,int256,uint256,uint256,uint256,uint256")
 READ_TOKENS = Fn("readTokens()", "address,address,address")
+EXCHANGE_RATE = Fn("exchangeRate()", "uint256")
+ASSET_INFO = Fn("assetInfo()", "uint8,address,uint8")
+PY_INDEX_STORED = Fn("pyIndexStored()", "uint256")
 
 
 class PendlePtMarket(UnitPriced):
@@ -36,55 +48,59 @@ class PendlePtMarket(UnitPriced):
 
     protocol: Literal["pendle-pt"] = "pendle-pt"
     market: Address
+    router: Address | None = None
+    """The Pendle router plans trade through (``PendleRouterV4`` on mainnet); optional."""
 
     key_field = "market"
     default_risk_score = 0.30
 
-
-
     def reader(self, ctx: ReadContext) -> Reader:
-        first = yield [READ_STATE(self.market, MULTICALL3), READ_TOKENS(self.market)]
+        first = yield [READ_STATE(self.market, self.router or MULTICALL3), READ_TOKENS(self.market)]
         state = self.expect(first[0], "reading the market state").values
         assert state is not None
         tokens = self.expect(first[1], "reading the market's tokens").values
         assert tokens is not None
         sy, pt, yt = tokens
         total_pt, total_sy, scalar_root = int(state[0]), int(state[1]), int(state[4])
-        expiry, ln_rate = int(state[5]), int(state[8])
-        if expiry <= ctx.timestamp:
-            raise self.fail(f"expired at {datetime.fromtimestamp(expiry, UTC).isoformat()}: its PT redeems 1:1; "
-                            "drop the market from MARKETS.toml")
-        second = yield [SYMBOL(pt), DECIMALS(pt), SYMBOL(sy)]
-        symbol = self.symbol or (second[0].value if second[0].ok else pt)
+        expiry, ln_fee, reserve_fee, ln_rate = int(state[5]), int(state[6]), int(state[7]), int(state[8])
+        expired = expiry <= ctx.timestamp
+        second = yield [SYMBOL(pt), DECIMALS(pt), EXCHANGE_RATE(sy), ASSET_INFO(sy), PY_INDEX_STORED(yt)]
         pt_decimals = int(self.expect(second[1], "reading the PT's decimals").value)
-        years = (expiry - ctx.timestamp) / SECONDS_PER_YEAR
+        sy_rate = int(self.expect(second[2], "reading the SY's exchange rate").value)
+        info = self.expect(second[3], "reading the SY's asset").values
+        assert info is not None
+        asset, asset_decimals = str(info[1]), int(info[2])
+        index = max(sy_rate, int(self.expect(second[4], "reading the YT's PY index").value))
+        third = yield [SYMBOL(asset)]
+        asset_symbol = str(third[0].value) if third[0].ok else asset
+        symbol = self.symbol or asset_symbol
+        pt_symbol = second[0].value if second[0].ok else pt
+        years = max(expiry - ctx.timestamp, 0) / SECONDS_PER_YEAR
         rate = fraction(ln_rate, WAD)
         maturity = datetime.fromtimestamp(expiry, UTC)
-        # Pendle's AMM: exchange rate = ln(p / (1 - p)) / rateScalar + anchor, p = PT share of the pool,
-        # rateScalar = scalarRoot * year / time to expiry. Buying d PT moves p by -d / N, so the price
-        # moves by about d / (N rateScalar p (1 - p)): depth = N rateScalar p (1 - p), in asset units
-        # (SY counted 1:1 with the asset)
-        depth = None
-        pool = total_pt + total_sy
-        if total_pt > 0 and total_sy > 0 and scalar_root > 0:
-            share = total_pt / pool
-            rate_scalar = fraction(scalar_root, WAD) * SECONDS_PER_YEAR / (expiry - ctx.timestamp)
-            depth = fraction(pool, 10**pt_decimals) \
-                * rate_scalar * share * (1 - share) * self.price
+        curve = None
+        if not expired and total_pt > 0 and total_sy > 0 and scalar_root > 0 and ln_rate > 0:
+            curve = {"model": "pendle", "total_pt": total_pt, "total_sy": total_sy, "py_index": index,
+                     "sy_exchange_rate": sy_rate, "scalar_root": scalar_root, "ln_fee_rate_root": ln_fee,
+                     "reserve_fee_percent": reserve_fee, "ln_implied_rate": ln_rate, "expiry": expiry,
+                     "timestamp": ctx.timestamp, "decimals": pt_decimals}
+        pendle = {"market": self.market, "sy": sy, "pt": pt, "yt": yt, "expiry": expiry}
+        if self.router is not None:
+            pendle["router"] = self.router
         return {
-            "id": self.id or f"pendle-pt-{self.chain}-{str(symbol).lower()}-{maturity:%Y-%m-%d}",
+            "id": self.id or f"pendle-pt-{self.chain}-{str(pt_symbol).lower()}",
             "protocol": "pendle", "chain": self.chain, "asset": symbol, "kind": "fixed",
-            "apy": math.expm1(rate), "duration": years, "maturity": maturity.isoformat(),
-            "price": math.exp(-rate * years) * self.price, "market": self.market,
-            **({"rate_curve": {"model": "amm", "depth": depth}} if depth else {}),
+            "apy": 0.0 if expired else math.expm1(rate), "duration": years, "maturity": maturity.isoformat(),
+            "price": self.price if expired else math.exp(-rate * years) * self.price, "market": self.market,
+            **({"rate_curve": curve} if curve else {}),
+            # matured: a PT redeems for the SY worth one asset and earns nothing more; it can only be redeemed
+            **({"depositable": False} if expired else {}),
             "execution": {
-                "chain_id": ctx.chain_id, "protocol": "pendle-pt", "target": self.market, "asset": sy,
-                "asset_symbol": str(second[2].value if second[2].ok else sy),
-                "asset_decimals": pt_decimals, "asset_price": self.price, "receipt": pt, "measure": "pt_balance",
-                "receipt_decimals": pt_decimals, "free_liquidity": total_pt,
-                "pendle": {"market": self.market, "sy": sy, "pt": pt, "yt": yt, "expiry": expiry},
+                "chain_id": ctx.chain_id, "protocol": "pendle-pt", "target": self.router or self.market,
+                "asset": asset, "asset_symbol": asset_symbol, "asset_decimals": asset_decimals,
+                "asset_price": self.price, "receipt": pt, "measure": "pt_balance",
+                "receipt_decimals": pt_decimals, "free_liquidity": total_sy * index // 10**18,
+                "pendle": pendle,
             },
-            "_details": {"ln_implied_rate": ln_rate, "expiry": expiry, "pt": pt},
+            "_details": {"ln_implied_rate": ln_rate, "expiry": expiry, "pt": pt, "sy": sy, "py_index": index},
         }
-
-

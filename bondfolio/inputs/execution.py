@@ -12,7 +12,8 @@ How a position is measured (``measure``):
 - ``vault_shares`` (ERC-4626, MetaMorpho): vault shares; assets = shares x total_assets / total_shares;
 - ``morpho_supply_shares`` (Morpho Blue): supply shares; assets = shares x (total_assets + 1) /
   (total_shares + 1e6), Morpho's virtual shares, rounded down;
-- ``pt_balance`` (Pendle): principal tokens (redeem 1:1 for the asset's SY at maturity).
+- ``pt_balance`` (Pendle): principal tokens, bought and sold for the SY's asset on the market's AMM
+  (redeemed 1:1 for the asset at maturity).
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ class MorphoParams(StrictModel):
     """Liquidation LTV, 1e18 scale."""
 
 
-class PendleTokens(StrictModel):
+class PendleTokens(OmitUnset, StrictModel):
     """A Pendle market's tokens."""
 
     market: Address
@@ -50,6 +51,11 @@ class PendleTokens(StrictModel):
     yt: Address
     expiry: int = Field(ge=0)
     """Unix seconds."""
+    router: Address | None = None
+    """The router a plan's legs call (``swapExactTokenForPt``, ``swapExactPtForToken``,
+    ``redeemPyToToken``); without it the market's legs are left out of plans."""
+
+    omit_when_none = ("router",)
 
 
 class Execution(OmitUnset, StrictModel):
@@ -58,7 +64,8 @@ class Execution(OmitUnset, StrictModel):
     chain_id: int = Field(ge=1)
     protocol: Literal["aave-v3", "compound-v3", "morpho-blue", "metamorpho", "erc4626", "pendle-pt"]
     target: Address
-    """The contract a leg calls: Aave Pool, Comet, Morpho Blue, the vault, or the Pendle market."""
+    """The contract a leg calls: Aave Pool, Comet, Morpho Blue, the vault, or the Pendle router (the
+    market itself when no router is known)."""
     asset: Address
     """The token deposited and withdrawn."""
     asset_symbol: str

@@ -42,6 +42,7 @@ __all__ = [
     "Kind",
     "KinkedCurve",
     "Opportunity",
+    "PendleCurve",
     "RiskModel",
     "Snapshot",
     "Tier",
@@ -133,7 +134,49 @@ class AmmCurve(StrictModel):
     depth: float = Field(gt=0.0)
 
 
-RateCurve = Annotated[KinkedCurve | AdaptiveCurve | DilutionCurve | AmmCurve, Field(discriminator="model")]
+class PendleCurve(StrictModel):
+    """A Pendle V2 market's AMM exactly as it trades (MarketMathCore), from its state at the read block.
+
+    Integers as the market stores them: token amounts in base units of the PT (the SY and PT share
+    decimals), rates and indexes scaled by 1e18. The exact model (:mod:`bondfolio.solver.pendle_amm`)
+    prices a trade of ``d`` PT at the exchange rate ``ln(p / (1 - p)) / rateScalar + rateAnchor`` with
+    ``p`` the pool's PT share after the trade, ``rateScalar = scalar_root * year / time to expiry``, the
+    anchor set so the pool's rate is ``ln_implied_rate``, and the fee ``exp(ln_fee_rate_root * time to
+    expiry / year)``. Supersedes the quadratic ``amm`` model for PT markets.
+    """
+
+    model: Literal["pendle"] = "pendle"
+    total_pt: int = Field(gt=0)
+    """PT in the pool, PT base units."""
+    total_sy: int = Field(gt=0)
+    """SY in the pool, SY base units."""
+    py_index: int = Field(gt=0)
+    """The YT's PY index (asset per SY, 1e18): ``max(SY.exchangeRate(), YT.pyIndexStored())``; the market
+    converts SY to asset with it."""
+    sy_exchange_rate: int = Field(gt=0)
+    """``SY.exchangeRate()`` (asset per SY, 1e18): what depositing or redeeming the asset gets."""
+    scalar_root: int = Field(gt=0)
+    ln_fee_rate_root: int = Field(ge=0)
+    reserve_fee_percent: int = Field(ge=0, le=100)
+    ln_implied_rate: int = Field(gt=0)
+    """``lastLnImpliedRate``: ln(1 + implied APY), 1e18."""
+    expiry: int = Field(gt=0)
+    """Unix seconds."""
+    timestamp: int = Field(gt=0)
+    """The read block's time, unix seconds (the curve depends on the time to expiry)."""
+    decimals: int = Field(ge=0, le=36)
+    """Decimals of the PT, SY and asset amounts."""
+
+    @model_validator(mode="after")
+    def _unexpired(self) -> PendleCurve:
+        if self.expiry <= self.timestamp:
+            raise ValueError(f"expiry {self.expiry} is not after the read time {self.timestamp}: an expired "
+                             "market does not trade (its PT redeems 1:1)")
+        return self
+
+
+RateCurve = Annotated[KinkedCurve | AdaptiveCurve | DilutionCurve | AmmCurve | PendleCurve,
+                      Field(discriminator="model")]
 
 
 class Opportunity(OmitUnset, StrictModel):

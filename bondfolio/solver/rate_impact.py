@@ -24,9 +24,10 @@ import numpy as np
 from bondfolio._lazy import lazy_module
 from bondfolio.constraints.variables import Point, Vars
 from bondfolio.errors import InfeasibleError
-from bondfolio.inputs.snapshot import AmmCurve
+from bondfolio.inputs.snapshot import AmmCurve, PendleCurve
 from bondfolio.inputs.universe import Universe
 from bondfolio.solver.curves import Envelope, MarketCurve, curve_for, envelope, upper_hull
+from bondfolio.solver.pendle_amm import PendleAmm
 from bondfolio.solver.solve import Solution
 
 if TYPE_CHECKING:
@@ -90,15 +91,87 @@ class RateImpact:
         self.knots = [e.knots for e in self.envelopes]
         self.values = [np.asarray(c.income(k, exact=False)) for c, k in zip(curves, self.knots, strict=True)]
         self.windows: list[list[tuple[float, float]]] = [[] for _ in curves]
+        self._pendle_markets(caps)
+
+    def _pendle_markets(self, caps: np.ndarray) -> None:
+        """Pendle markets on their exact curves: the one-off cost of a trade as the lines through knots
+        within ``rel * (|trade| + NAV / m)`` of it, on the trades the market allows (sell what is held, at
+        most to 96 % PT in the pool; buy at most the PT it can give, and up to the weight's cap)."""
+        u = self.universe
+        nav = u.nav
+        idx, amms, units, lows, highs, knots, costs, bounds = [], [], [], [], [], [], [], []
+        for i, opp in enumerate(u.snapshot.opportunities):
+            if not isinstance(opp.rate_curve, PendleCurve):
+                continue
+            amm = PendleAmm.of(opp.rate_curve)
+            unit = 1.0 if opp.price is None else opp.price / amm.price  # base currency per asset token
+            mark = amm.price * unit
+            held = max(float(u.w0[i]) * nav, 0.0)
+            lo = -min(held, amm.max_pt_in() * mark)
+            hi = max(min(float(max(caps[i], 0.0)) * nav - held, amm.max_pt_out() * mark), 0.0)
+            x, c, bound = amm.cost_lines(lo, hi, unit, self.rel, self.floor)
+            idx.append(i)
+            amms.append(amm)
+            units.append(unit)
+            lows.append(lo)
+            highs.append(hi)
+            knots.append(x)
+            costs.append(c)
+            bounds.append(bound)
+        self.pendle_idx = np.array(idx, dtype=int)
+        self.pendle = amms
+        self.pendle_unit = np.array(units)
+        self.pendle_range = (np.array(lows) / nav, np.array(highs) / nav)
+        self.pendle_knots = knots
+        self.pendle_costs = costs
+        self.pendle_bound = bounds
 
     @property
     def active(self) -> bool:
-        return self.idx.size > 0 or self.amm_idx.size > 0
+        return self.idx.size > 0 or self.amm_idx.size > 0 or self.pendle_idx.size > 0
 
     def slippage(self, w: np.ndarray) -> np.ndarray:
-        """One-off slippage cost / NAV of each AMM market for trading from current weights to ``w``."""
+        """One-off slippage cost / NAV of each ``amm``-model market for trading from current weights to ``w``."""
         dw = np.asarray(w)[self.amm_idx] - np.asarray(self.universe.w0)[self.amm_idx]
         return np.asarray(self.amm_coef * dw**2)
+
+    def pendle_slippage(self, w: np.ndarray) -> np.ndarray:
+        """Exact one-off cost / NAV of each Pendle market's trade from current weights to ``w`` (trades
+        beyond what the market allows are clipped to it: the program's bounds keep them inside)."""
+        nav = self.universe.nav
+        out = np.zeros(self.pendle_idx.size)
+        lows, highs = self.pendle_range
+        for r, (amm, i) in enumerate(zip(self.pendle, self.pendle_idx, strict=True)):
+            dw = float(np.clip(float(w[i]) - float(self.universe.w0[i]), lows[r], highs[r]))
+            out[r] = float(amm.cost(dw * nav, float(self.pendle_unit[r]))) / nav
+        return out
+
+    def pendle_model_slippage(self, w: np.ndarray) -> np.ndarray:
+        """The program's model of it: the interpolation through the knots."""
+        nav = self.universe.nav
+        return np.array([float(np.interp((float(w[i]) - float(self.universe.w0[i])) * nav, k, c)) / nav
+                         for k, c, i in zip(self.pendle_knots, self.pendle_costs, self.pendle_idx, strict=True)])
+
+    def pendle_rows(self, v: Vars) -> tuple[cp.Expression, list[cp.Constraint]]:
+        """The Pendle markets' cost (NAV units) as epigraph variables over their lines, and the trade ranges."""
+        nav = self.universe.nav
+        slopes, intercepts, owner = [], [], []
+        for r, (x, c) in enumerate(zip(self.pendle_knots, self.pendle_costs, strict=True)):
+            if x.size < 2:  # no trade is allowed (the range is one point): its cost, flat
+                b, a = np.zeros(1), c[:1] / nav
+            else:
+                b = np.diff(c) / np.diff(x)
+                a = (c[:-1] - b * x[:-1]) / nav
+            slopes.append(b)
+            intercepts.append(a)
+            owner.append(np.full(b.size, r))
+        own = np.concatenate(owner)
+        cost = cp.Variable(self.pendle_idx.size, name="pendle_slippage")
+        dw = v.w[self.pendle_idx] - np.asarray(self.universe.w0)[self.pendle_idx]
+        lows, highs = self.pendle_range
+        cons = [cost[own] >= np.concatenate(intercepts) + cp.multiply(np.concatenate(slopes), dw[own]),
+                dw >= lows, dw <= highs]
+        return cp.sum(cost), cons
 
     def build(self, v: Vars) -> tuple[cp.Expression, list[cp.Constraint]]:
         """The income of curve markets (NAV units) and the envelope constraints; also branch bounds
@@ -204,7 +277,15 @@ class RateImpact:
         amm = [{"id": u.ids[i], "model": "amm", "depth": float(u.nav / (2 * c)),
                 "trade_amount": float((point.w[i] - u.w0[i]) * nav), "slippage_cost": float(s * nav)}
                for i, c, s in zip(self.amm_idx, self.amm_coef, slip, strict=True)]
-        return {"markets": markets, "amm": amm, "slippage_cost_share": float(np.sum(slip)),
+        exact_pendle = self.pendle_slippage(point.w)
+        model_pendle = self.pendle_model_slippage(point.w)
+        for r, i in enumerate(self.pendle_idx):
+            dw = float(point.w[i] - u.w0[i])
+            amm.append({"id": u.ids[i], "model": "pendle", "trade_amount": dw * nav,
+                        "pt_amount": dw * nav / (self.pendle[r].price * float(self.pendle_unit[r])),
+                        "slippage_cost": float(exact_pendle[r] * nav), "model_cost": float(model_pendle[r] * nav),
+                        "lines": int(self.pendle_knots[r].size - 1), "envelope_bound": float(self.pendle_bound[r])})
+        return {"markets": markets, "amm": amm, "slippage_cost_share": float(np.sum(slip) + np.sum(exact_pendle)),
                 "tolerance_bp": self.tol_bp, "exact_income_share": exact, "model_income_share": model,
                 "model_minus_exact_bp": (model - exact) * 1e4, "repairs": repairs}
 

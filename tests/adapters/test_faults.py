@@ -176,12 +176,14 @@ def test_unknown_aave_asset(chain: Chain, tmp_path: Path) -> None:
         read_snapshot(markets_file(tmp_path, body), {"devnet": chain.node.url})
 
 
-def test_expired_pendle_market(chain: Chain, tmp_path: Path) -> None:
+def test_expired_pendle_market_is_redeem_only(chain: Chain, tmp_path: Path) -> None:
+    # past its expiry a PT earns nothing more and redeems 1:1 for the asset: read, not refused
     with reverting(chain):
         chain.node.rpc("evm_increaseTime", 100 * 86400)
         chain.node.rpc("evm_mine")
-        with pytest.raises(MarketError, match=r"pendle-pt market pendle-pt-devnet-usde-90d on devnet: expired at"):
-            read_snapshot(chain.markets, {"devnet": chain.node.url})
+        snapshot, _ = read_snapshot(chain.markets, {"devnet": chain.node.url})
+    o = next(o for o in snapshot.opportunities if o.id == "pendle-pt-devnet-sdai-90d")
+    assert (o.apy, o.duration, o.price, o.depositable, o.rate_curve) == (0.0, 0.0, 1.0, False, None)
 
 
 def test_bad_markets_file_reports_every_problem(chain: Chain, tmp_path: Path) -> None:

@@ -137,15 +137,20 @@ def test_vault_holder_max_withdraw(chain: Chain, tmp_path) -> None:  # type: ign
 
 
 def test_pendle_pt_price_and_duration(chain: Chain, snap) -> None:  # type: ignore[no-untyped-def]
+    # the real Pendle V7 market (more in test_pendle_market.py): implied APY 9 % as seeded, the PT priced
+    # by Pendle's formula exp(-lnImpliedRate * t), the asset read from the SY (the vault's DAI)
+    # (seeded a few seconds after the market was made: the rate is 9 % to within 1e-7)
     opps, report, snapshot = snap
-    o = opps["pendle-pt-devnet-usde-180d"]
-    d = report["details"]["pendle-pt-devnet-usde-180d"]
+    o = opps["pendle-pt-devnet-sdai-180d"]
+    d = report["details"]["pendle-pt-devnet-sdai-180d"]
     now = int(snapshot.as_of.timestamp.timestamp())
     years = (d["expiry"] - now) / SECONDS_PER_YEAR
-    assert o.apy == pytest.approx(0.09, abs=1e-15)
+    rate = d["ln_implied_rate"] / 1e18
+    assert o.apy == pytest.approx(math.expm1(rate), rel=1e-15) and o.apy == pytest.approx(0.09, abs=1e-7)
     assert o.duration == pytest.approx(years, rel=1e-12)
-    assert o.price == pytest.approx(math.exp(-math.log(1.09) * years), rel=1e-12)
-    assert o.maturity is not None and o.maturity > snapshot.as_of.timestamp and o.asset == "USDe"
+    assert o.price == pytest.approx(math.exp(-rate * years), rel=1e-12)
+    assert o.maturity is not None and o.maturity > snapshot.as_of.timestamp and o.asset == "DAI"
+    assert o.execution is not None and o.execution.asset == chain.world.aave.tokens["DAI"].address
 
 
 def test_one_block_three_rounds(chain: Chain, snap) -> None:  # type: ignore[no-untyped-def]
@@ -243,15 +248,17 @@ def test_aave_v31_strategy_layout(chain: Chain) -> None:
     assert (curve.kink, curve.base, curve.slope_low, curve.slope_high) == (0.92, 0.0025, 0.055, 0.6)
 
 
-def test_pendle_amm_depth_from_market_state(chain: Chain, snap) -> None:  # type: ignore[no-untyped-def]
+def test_pendle_curve_is_the_market_state(chain: Chain, snap) -> None:  # type: ignore[no-untyped-def]
+    from devnet.pendle import pendle_artifact
+
     opps, _, snapshot = snap
-    o = opps["pendle-pt-devnet-usde-180d"]
-    market = contract(chain, chain.world.pendle_markets["usde-180d"], "PendleMarketState")
-    state = market.functions.readState(chain.w3.eth.accounts[0]).call(block_identifier=chain.world.block)
-    now = int(snapshot.as_of.timestamp.timestamp())
-    pool = state[0] + state[1]
-    share = state[0] / pool
-    rate_scalar = state[4] / WAD * SECONDS_PER_YEAR / (state[5] - now)
-    expected = pool / 1e6 * rate_scalar * share * (1 - share)  # the devnet PT has the USDC token's 6 decimals
-    assert o.rate_curve is not None and o.rate_curve.model == "amm"
-    assert o.rate_curve.depth == pytest.approx(expected, rel=1e-12)
+    o = opps["pendle-pt-devnet-sdai-180d"]
+    market = chain.w3.eth.contract(address=chain.world.pendle_markets["sdai-180d"],
+                                   abi=pendle_artifact("core/Market/PendleMarketV7")["abi"])
+    state = market.functions.readState(chain.world.pendle_router).call(block_identifier=chain.world.block)
+    curve = o.rate_curve
+    assert curve is not None and curve.model == "pendle"
+    assert (curve.total_pt, curve.total_sy, curve.scalar_root, curve.expiry, curve.ln_fee_rate_root,
+            curve.reserve_fee_percent, curve.ln_implied_rate) == (state[0], state[1], state[4], state[5], state[6],
+                                                                 state[7], state[8])
+    assert curve.timestamp == int(snapshot.as_of.timestamp.timestamp())

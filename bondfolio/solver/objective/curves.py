@@ -70,11 +70,16 @@ class CurveIncome(Term):
 
 
 class Slippage(Term):
-    r"""One-off slippage of trading on an AMM (Pendle PT markets), depth-scaled.
+    r"""One-off slippage of trading on an AMM (Pendle PT markets).
+
+    Markets with a ``pendle`` curve pay their exact cost (:mod:`bondfolio.solver.pendle_amm`): in the
+    program, the lines through knots within the rate-impact tolerance (never below the exact cost), and
+    the trade kept within what the market allows. Markets with the older ``amm`` curve pay the
+    depth-scaled quadratic
 
     .. math:: f(w) = \sum_{a} \frac{\text{NAV}}{2 \, \text{depth}_a} (w_a - w^0_a)^2
 
-    ``depth_a`` the market's depth in base currency (from its ``rate_curve``); APY units.
+    ``depth_a`` the market's depth in base currency; APY units (NAV fractions, scaled as one-off costs are).
     """
 
     name: ClassVar[str] = "slippage"
@@ -86,22 +91,39 @@ class Slippage(Term):
         self.impact = impact
         self.n = n
         self.scale = scale
+        self._cons: list[cp.Constraint] = []
 
     @property
     def active(self) -> bool:
-        return bool(self.impact.amm_idx.size)
+        return bool(self.impact.amm_idx.size or self.impact.pendle_idx.size)
 
     def expression(self, v: Vars) -> cp.Expression:
         impact = self.impact
-        self.param = cp.Parameter(impact.amm_idx.size, nonneg=True, name="slippage", value=impact.amm_coef * self.scale)
-        return self.param @ cp.square(v.trade_size[impact.amm_idx])
+        total: cp.Expression = cp.Constant(0.0)
+        self._cons = []
+        if impact.amm_idx.size:
+            self.param = cp.Parameter(impact.amm_idx.size, nonneg=True, name="slippage",
+                                      value=impact.amm_coef * self.scale)
+            total = total + self.param @ cp.square(v.trade_size[impact.amm_idx])
+        if impact.pendle_idx.size:
+            cost, self._cons = impact.pendle_rows(v)
+            total = total + self.scale * cost
+        return total
+
+    def constraints(self) -> list[cp.Constraint]:
+        return self._cons
 
     def value(self, x: Point) -> float:
-        return self.scale * float(np.sum(self.impact.slippage(x.w)))
+        impact = self.impact
+        return self.scale * float(np.sum(impact.slippage(x.w)) + np.sum(impact.pendle_slippage(x.w)))
 
     def marginal(self, x: Point) -> np.ndarray:
         out = np.zeros(self.n)
         impact = self.impact
         out[impact.amm_idx] = (2 * self.scale * impact.amm_coef
                                * (x.w[impact.amm_idx] - impact.universe.w0[impact.amm_idx]))
+        nav = impact.universe.nav
+        for r, (amm, i) in enumerate(zip(impact.pendle, impact.pendle_idx, strict=True)):
+            dw = float(x.w[i] - impact.universe.w0[i]) * nav
+            out[i] = self.scale * amm.cost_slope(dw, float(impact.pendle_unit[r]))
         return out
