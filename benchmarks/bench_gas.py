@@ -19,11 +19,18 @@ sys.path.insert(0, str(ROOT))
 
 from web3 import Web3  # noqa: E402
 
-from bondfolio.execution.actions import deposit_calls, exit_call, withdraw_call  # noqa: E402
+from bondfolio.execution.actions import (  # noqa: E402
+    deposit_calls,
+    exit_call,
+    pendle_buy_calls,
+    pendle_sell_calls,
+    withdraw_call,
+)
 from bondfolio.execution.safe import multisend  # noqa: E402
 from bondfolio.inputs.gas import BATCH_OVERHEAD, GAS  # noqa: E402
 from devnet.anvil import Anvil  # noqa: E402
 from devnet.deploy import Deployer  # noqa: E402
+from devnet.pendle import buy_pt  # noqa: E402
 from devnet.safe import deploy_safe, execute, fund_safe  # noqa: E402
 from devnet.world import build_world  # noqa: E402
 
@@ -43,6 +50,9 @@ def main() -> None:
         markets.parent.mkdir(exist_ok=True)
         sw = deploy_safe(w3, w3.eth.accounts[0])
         fund_safe(w3, world, sw)
+        for market in world.pendle_markets.values():  # and PTs of each Pendle market
+            buy_pt(w3, world.pendle_router, market, world.aave.tokens["DAI"], sw.safe.address, 50_000 * 10**18,
+                   w3.eth.accounts[6])
         w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
         markets.write_text(world.markets_toml(world.vault_lookback_blocks + w3.eth.block_number - world.block))
         holdings, snapshot = read_holdings(markets, {"devnet": node.url}, sw.safe.address)
@@ -64,12 +74,17 @@ def main() -> None:
         units = holdings.units or {}
         for o in snapshot.opportunities:
             ex = o.execution
-            if ex is None or ex.protocol == "pendle-pt" or o.id not in units:
+            if ex is None or o.id not in units:
                 continue
             held = units[o.id]
             amount = held.assets // 10
-            legs = {"withdraw": [withdraw_call(ex, amount, safe)], "exit": [exit_call(ex, held.units, safe)],
-                    "deposit": deposit_calls(ex, amount, safe)}
+            if ex.protocol == "pendle-pt":  # sell a tenth, sell all, buy (no minimum: gas, not price, is measured)
+                legs = {"withdraw": pendle_sell_calls(ex, held.units // 10, 0, safe, False),
+                        "exit": pendle_sell_calls(ex, held.units, 0, safe, False),
+                        "deposit": pendle_buy_calls(ex, amount, 0, 0, safe)}
+            else:
+                legs = {"withdraw": [withdraw_call(ex, amount, safe)], "exit": [exit_call(ex, held.units, safe)],
+                        "deposit": deposit_calls(ex, amount, safe)}
             token = w3.eth.contract(address=ex.asset, abi=MINT_ABI)
             for action, calls in legs.items():
                 if action == "deposit":  # cold: the Safe's idle balance pays (minted to it first)

@@ -34,7 +34,7 @@ from web3.contract import Contract
 
 from devnet.deploy import NODE, Deployer, artifact, built, link
 
-__all__ = ["PendleCore", "PendleMarket", "create_market", "deploy_pendle", "pendle_artifact", "seed_market"]
+__all__ = ["PendleCore", "PendleMarket", "buy_pt", "create_market", "deploy_pendle", "pendle_artifact", "seed_market"]
 
 DAY = 86400
 YEAR = 365 * DAY
@@ -210,3 +210,16 @@ def seed_market(core: PendleCore, m: PendleMarket, asset: Contract, provider: st
         d.send(token.functions.approve(router.address, 2**256 - 1), provider)
     d.send(router.functions.mintPyFromSy(provider, m.yt.address, sy_for_pt, 0), provider)
     d.send(router.functions.addLiquidityDualSyAndPt(provider, m.market.address, sy_seed, pt_amount, 0), provider)
+
+
+def buy_pt(w3: Web3, router: str, market: str, asset: Contract, to: str, amount: int, buyer: str) -> None:
+    """``to`` gets the PT that ``amount`` of the asset buys through the router (``swapExactTokenForPt`` with
+    the router's own search), paid by ``buyer`` with freshly minted asset (test tokens mint freely)."""
+    zero = "0x0000000000000000000000000000000000000000"
+    swap = w3.eth.contract(address=router, abi=pendle_artifact("router/ActionSwapPTV3")["abi"])
+    d = Deployer(w3, buyer)
+    d.send(asset.functions.mint(buyer, amount))
+    d.send(asset.functions.approve(router, amount))
+    approx = (0, 2**255, 0, 256, 10**14)  # no off-chain guess: the router searches to 1e-4
+    token_in = (asset.address, amount, asset.address, zero, (0, zero, b"", False))
+    d.send(swap.functions.swapExactTokenForPt(to, market, 0, approx, token_in, (zero, 0, [], [], b"")))

@@ -90,7 +90,8 @@ class PendlePtMarket(UnitPriced):
         return {
             "id": self.id or f"pendle-pt-{self.chain}-{str(pt_symbol).lower()}",
             "protocol": "pendle", "chain": self.chain, "asset": symbol, "kind": "fixed",
-            "apy": 0.0 if expired else math.expm1(rate), "duration": years, "maturity": maturity.isoformat(),
+            "apy": 0.0 if expired else math.expm1(rate), "duration": years,
+            **({} if expired else {"maturity": maturity.isoformat()}),
             "price": self.price if expired else math.exp(-rate * years) * self.price, "market": self.market,
             **({"rate_curve": curve} if curve else {}),
             # matured: a PT redeems for the SY worth one asset and earns nothing more; it can only be redeemed

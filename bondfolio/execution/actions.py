@@ -5,6 +5,11 @@ stays behind: Aave ``withdraw(asset, type(uint256).max, to)``, Comet ``withdraw(
 type(uint256).max)``, ERC-4626 / MetaMorpho ``redeem`` of every share, Morpho Blue ``withdraw`` by
 shares. Deposits are preceded by an exact-amount ERC-20 ``approve`` of the contract that pulls the
 funds.
+
+Pendle PTs trade through the market's router: a buy is ``swapExactTokenForPt`` (the exact model's PT out
+as the router's starting guess, the policy's slippage limit as the minimum), a sale
+``swapExactPtForToken``, and a PT past its expiry is redeemed with ``redeemPyToToken``; each after an
+exact ``approve`` of the router.
 """
 
 from __future__ import annotations
@@ -16,13 +21,27 @@ from eth_utils import function_signature_to_4byte_selector
 
 from bondfolio.inputs.execution import Execution
 
-__all__ = ["UINT_MAX", "Call", "deposit_calls", "exit_call", "supports", "withdraw_call"]
+__all__ = ["UINT_MAX", "Call", "deposit_calls", "exit_call", "pendle_buy_calls", "pendle_sell_calls", "supports",
+           "withdraw_call"]
 
 UINT_MAX = 2**256 - 1
 MARKET_PARAMS = "(address,address,address,address,uint256)"
 
-#: Protocols whose legs this version encodes (Pendle PT trades go through Pendle's router: not yet).
-SUPPORTED = ("aave-v3", "compound-v3", "morpho-blue", "metamorpho", "erc4626")
+#: Protocols whose legs this version encodes (Pendle PTs when the snapshot knows the market's router).
+SUPPORTED = ("aave-v3", "compound-v3", "morpho-blue", "metamorpho", "erc4626", "pendle-pt")
+ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
+#: Pendle's structs: ApproxParams, TokenInput, TokenOutput (each with SwapData), LimitOrderData (empty).
+APPROX = "(uint256,uint256,uint256,uint256,uint256)"
+SWAP_DATA = "(uint8,address,bytes,bool)"
+TOKEN_INPUT = f"(address,uint256,address,address,{SWAP_DATA})"
+TOKEN_OUTPUT = f"(address,uint256,address,address,{SWAP_DATA})"
+FILL = "((uint256,uint256,uint256,uint8,address,address,address,address,uint256,uint256,uint256,bytes),bytes,uint256)"
+LIMIT = f"(address,uint256,{FILL}[],{FILL}[],bytes)"
+NO_SWAP = (0, ZERO_ADDRESS, b"", False)
+NO_LIMIT: tuple[str, int, list[object], list[object], bytes] = (ZERO_ADDRESS, 0, [], [], b"")
+#: The router's search for the PT out: at most this many steps, to within this share of the exact amount.
+APPROX_ITERATIONS = 64
+APPROX_EPS = 10**12  # 1e-6, 1e18 scale
 
 
 @dataclass(frozen=True)
@@ -46,7 +65,51 @@ def _params(ex: Execution) -> tuple[str, str, str, str, int]:
 
 
 def supports(ex: Execution) -> bool:
+    if ex.protocol == "pendle-pt":
+        return ex.pendle is not None and ex.pendle.router is not None
     return ex.protocol in SUPPORTED
+
+
+def _router(ex: Execution) -> str:
+    assert ex.pendle is not None and ex.pendle.router is not None, "a Pendle leg needs the market's router"
+    return ex.pendle.router
+
+
+def pendle_buy_calls(ex: Execution, amount: int, pt_out: int, min_pt_out: int, safe: str) -> list[Call]:
+    """Approve exactly ``amount`` of the asset to the router, then ``swapExactTokenForPt``: at least
+    ``min_pt_out`` PT, the router's search started at the model's ``pt_out`` and kept within
+    ``[min_pt_out, pt_out + (pt_out - min_pt_out)]``."""
+    router = _router(ex)
+    assert ex.pendle is not None
+    approve = Call(ex.asset, _fn("approve(address,uint256)", ["address", "uint256"], [router, amount]),
+                   f"approve {amount} {ex.asset_symbol} base units to the Pendle router {router}")
+    approx = (min_pt_out, pt_out + (pt_out - min_pt_out), pt_out, APPROX_ITERATIONS, APPROX_EPS)
+    token_in = (ex.asset, amount, ex.asset, ZERO_ADDRESS, NO_SWAP)
+    data = _fn(f"swapExactTokenForPt(address,address,uint256,{APPROX},{TOKEN_INPUT},{LIMIT})",
+               ["address", "address", "uint256", APPROX, TOKEN_INPUT, LIMIT],
+               [safe, ex.pendle.market, min_pt_out, approx, token_in, NO_LIMIT])
+    return [approve, Call(router, data, f"buy at least {min_pt_out} PT base units for {amount} {ex.asset_symbol} "
+                                        f"base units on Pendle market {ex.pendle.market}")]
+
+
+def pendle_sell_calls(ex: Execution, pt_in: int, min_out: int, safe: str, expired: bool) -> list[Call]:
+    """Approve exactly ``pt_in`` PT to the router, then ``swapExactPtForToken`` (before expiry) or
+    ``redeemPyToToken`` (after: PTs redeem 1:1 for the asset's SY, no YT needed), at least ``min_out``."""
+    router = _router(ex)
+    assert ex.pendle is not None
+    approve = Call(ex.receipt, _fn("approve(address,uint256)", ["address", "uint256"], [router, pt_in]),
+                   f"approve {pt_in} PT base units to the Pendle router {router}")
+    token_out = (ex.asset, min_out, ex.asset, ZERO_ADDRESS, NO_SWAP)
+    if expired:
+        data = _fn(f"redeemPyToToken(address,address,uint256,{TOKEN_OUTPUT})",
+                   ["address", "address", "uint256", TOKEN_OUTPUT], [safe, ex.pendle.yt, pt_in, token_out])
+        what = f"redeem {pt_in} matured PT base units for at least {min_out} {ex.asset_symbol} base units"
+    else:
+        data = _fn(f"swapExactPtForToken(address,address,uint256,{TOKEN_OUTPUT},{LIMIT})",
+                   ["address", "address", "uint256", TOKEN_OUTPUT, LIMIT],
+                   [safe, ex.pendle.market, pt_in, token_out, NO_LIMIT])
+        what = f"sell {pt_in} PT base units for at least {min_out} {ex.asset_symbol} base units on Pendle"
+    return [approve, Call(router, data, what)]
 
 
 def deposit_calls(ex: Execution, amount: int, safe: str) -> list[Call]:

@@ -39,14 +39,24 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bondfolio.constraints.variables import Point
 from bondfolio.errors import InputError
-from bondfolio.execution.actions import Call, deposit_calls, exit_call, supports, withdraw_call
+from bondfolio.execution.actions import (
+    Call,
+    deposit_calls,
+    exit_call,
+    pendle_buy_calls,
+    pendle_sell_calls,
+    supports,
+    withdraw_call,
+)
 from bondfolio.execution.safe import batch_file, multisend, multisend_call_only_address
-from bondfolio.inputs.base import canonical_json, parse_address, read_source, sha256_hex
+from bondfolio.inputs.base import OmitUnset, canonical_json, parse_address, read_source, sha256_hex
 from bondfolio.inputs.execution import Execution
 from bondfolio.inputs.gas import BATCH_OVERHEAD, leg_gas
 from bondfolio.inputs.policy import ExecutionSettings
+from bondfolio.inputs.snapshot import PendleCurve
 from bondfolio.inputs.universe import Universe
 from bondfolio.solver.decision import TRADE_EPSILON
+from bondfolio.solver.pendle_amm import PendleAmm
 from bondfolio.solver.program import effective_constraints
 from bondfolio.solver.record import DecisionRecord, dump_record, load_decision
 
@@ -70,7 +80,7 @@ class Tx(_Part):
     description: str
 
 
-class Leg(_Part):
+class Leg(OmitUnset, _Part):
     """One protocol action (a withdrawal, a full exit or a deposit) and its transactions."""
 
     id: str
@@ -99,6 +109,17 @@ class Leg(_Part):
     expected_assets_after: int
     """The position's assets (asset base units) after this leg, before interest accrues."""
     txs: list[Tx]
+    value_base: float | None = None
+    """Pendle legs: the position's change in value at the snapshot's PT price, base currency (what is paid
+    or received, ``amount_base``, differs from it by the AMM's fee and price impact)."""
+    expected_out: int | None = None
+    """Pendle legs: what the exact AMM model says the leg gets (PT base units for a buy, asset base units
+    for a sale or redemption)."""
+    min_out: int | None = None
+    """Pendle legs: the least the transaction accepts (``[execution] max_slippage_bp`` below
+    ``expected_out``); the chain reverts the batch below it."""
+
+    omit_when_none = ("value_base", "expected_out", "min_out")
 
 
 class Intent(_Part):
@@ -327,10 +348,15 @@ def build_plan(decision: DecisionRecord | str | Path | Mapping[str, Any], safe: 
         trades = [t for t in trades if any(t[0] is k[0] for k in keep)]
 
     legs: list[Leg] = []
+    now = int(snap.as_of.timestamp.timestamp())
     for a, ex in (t for t in trades if t[0].trade_amount < 0):
-        legs.append(sheet.decrease(a, ex, units.get(a.id), safe, nav, settings))
+        if ex.protocol == "pendle-pt":
+            legs.append(sheet.sell_pt(a, ex, opps[a.id], units.get(a.id), safe, nav, settings, now))
+        else:
+            legs.append(sheet.decrease(a, ex, units.get(a.id), safe, nav, settings))
     deposits = [(a, ex) for a, ex in trades if a.trade_amount > 0]
-    funded = [sheet.fund(a, ex, safe) for a, ex in deposits]
+    funded = [sheet.buy_pt(a, ex, opps[a.id], safe, settings) if ex.protocol == "pendle-pt" else sheet.fund(a, ex, safe)
+              for a, ex in deposits]
     intents = sheet.intents(funded, settings)
     for deposit in funded:
         legs.extend(deposit.legs())
@@ -338,14 +364,23 @@ def build_plan(decision: DecisionRecord | str | Path | Mapping[str, Any], safe: 
     # the weights the plan reaches, and the independent check on them
     delta: dict[str, float] = {}
     cash = u.cash0 * nav
+    amm_cost = 0.0
     for leg in legs:
         if leg.status in ("deferred", "awaits_intent"):
             continue
         sign = -1.0 if leg.action in ("withdraw", "exit") else 1.0
         current = next(a.current_amount for a in record.allocation if a.id == leg.id)
-        change = -current if leg.action == "exit" else sign * leg.amount_base
+        moved = leg.amount_base if leg.value_base is None else leg.value_base  # PTs move at their mark
+        change = -current if leg.action == "exit" else sign * moved
         delta[leg.id] = delta.get(leg.id, 0.0) + change
         cash -= change
+        if leg.value_base is not None:  # an AMM trade pays its fee and price impact on top of the value moved
+            amm_cost += (-change - leg.amount_base) if sign < 0 else (leg.amount_base - change)
+    if amm_cost:
+        # the decision charges one-off costs in its objective and keeps weights at the pre-trade mark over
+        # the NAV: the reached weights do the same, and the cost is said here (the legs' amounts are real)
+        notes.append(f"PT trades cost {_money(amm_cost)} (the AMM's fee and price impact, from the exact model), "
+                     "paid out of idle cash: the reached weights and cash are at the snapshot's mark before it")
     reached = [Reached(id=a.id, target_weight=a.weight,
                        reached_weight=(a.current_amount + delta.get(a.id, 0.0)) / nav if a.id in delta else
                        a.current_weight, reached_amount=a.current_amount + delta.get(a.id, 0.0))
@@ -404,6 +439,9 @@ class _Deposit:
                    gas=leg_gas(ex.protocol, "deposit") if amount else 0, execution=ex, expected_assets_after=after,
                    txs=txs)
 
+    def _calls(self, amount: int) -> list[Call]:
+        return deposit_calls(self.ex, amount, self.safe)
+
     def legs(self) -> list[Leg]:
         out = []
         reasons = [r for r in (self.cap_reason, None if self.funded >= self.target else
@@ -412,13 +450,52 @@ class _Deposit:
         if self.funded > 0:
             status: Literal["ready", "reduced"] = "ready" if self.funded >= self.wanted - self.slack else "reduced"
             out.append(self._leg(self.funded, status, "; ".join(reasons) or None, self.current + self.funded,
-                                 _txs(deposit_calls(self.ex, self.funded, self.safe))))
+                                 _txs(self._calls(self.funded))))
         if self.waiting > 0:
             out.append(self._leg(self.waiting, "awaits_intent", "funded by an intent the plan does not encode: "
                                  "deposit after it settles", self.current + self.funded + self.waiting, []))
         if self.funded <= 0 and self.waiting <= 0:
             out.append(self._leg(0, "deferred", "; ".join(reasons) or "nothing to deposit", self.current, []))
         return out
+
+
+class _PtDeposit(_Deposit):
+    """A PT buy: the asset the exact AMM model says the wanted PT costs, funded like any deposit; the leg
+    swaps what is funded for at least ``max_slippage_bp`` below the model's PT out."""
+
+    def __init__(self, base: _Deposit, amm: PendleAmm, unit: float, haircut: float) -> None:
+        super().__init__(base.a, base.ex, base.wanted, base.target, base.funded, base.cap_reason, base.safe,
+                         base.current, base.slack)
+        self.amm, self.unit, self.haircut = amm, unit, haircut
+
+    def _quote(self, amount: int) -> tuple[float, int, int]:
+        """PT (whole tokens) that ``amount`` asset base units buy, in PT base units a hair under the model's
+        answer (so the router accepts it at once: float round-off is ~1e-16), and the least accepted."""
+        ex = self.ex
+        pt = self.amm.pt_out_for_asset(amount / 10**ex.asset_decimals) if amount > 0 else 0.0
+        expected = math.floor(pt * (1 - 1e-12) * 10**ex.receipt_decimals)
+        return pt, expected, math.floor(expected * self.haircut)
+
+    def _calls(self, amount: int) -> list[Call]:
+        _, expected, minimum = self._quote(amount)
+        return pendle_buy_calls(self.ex, amount, expected, minimum, self.safe)
+
+    def _leg(self, amount: int, status: Literal["ready", "reduced", "deferred", "awaits_intent"], reason: str | None,
+             after: int, txs: list[Tx]) -> Leg:
+        pt, expected, minimum = self._quote(amount)
+        leg = super()._leg(amount, status, reason, after, txs)
+        return leg.model_copy(update={"value_base": pt * self.amm.price * self.unit, "expected_out": expected,
+                                      "min_out": minimum, "expected_assets_after": self.current + expected})
+
+
+def _pendle(o: Any) -> tuple[PendleAmm, float]:
+    """The exact AMM of a PT opportunity at its read time, and its asset's price."""
+    curve = o.rate_curve
+    if not isinstance(curve, PendleCurve):
+        raise InputError(f"opportunity {o.id}: a Pendle PT leg needs the market's curve ('rate_curve' of model "
+                         "'pendle', which 'bondfolio snapshot' reads); this snapshot has none")
+    amm = PendleAmm.of(curve)
+    return amm, (1.0 if o.price is None else o.price / amm.price)
 
 
 def _txs(calls: list[Call]) -> list[Tx]:
@@ -499,6 +576,59 @@ class _Sheet:
         if funded >= target - slack and cap_reason is None:
             target = funded  # short by solver round-off only: not a reduction
         return _Deposit(a, ex, wanted, target, funded, cap_reason, safe, current, slack)
+
+    def buy_pt(self, a: Any, ex: Execution, o: Any, safe: str, settings: ExecutionSettings) -> _Deposit:
+        """A PT buy funded like a deposit, its size in the asset from the exact AMM model (the wanted PT at
+        the snapshot's mark, plus the fee and the price impact of buying them)."""
+        amm, unit = _pendle(o)
+        pt = a.trade_amount / (amm.price * unit)
+        paid = float(amm.asset_in_for_pt(min(pt, amm.max_pt_out())))
+        base = self.fund(a.model_copy(update={"trade_amount": paid * ex.asset_price}), ex, safe)
+        base.current = _units(a.current_amount / (amm.price * unit), ex.receipt_decimals)
+        return _PtDeposit(base, amm, unit, 1.0 - settings.max_slippage_bp / 1e4)
+
+    def sell_pt(self, a: Any, ex: Execution, o: Any, held: Any, safe: str, nav: float,
+                settings: ExecutionSettings, now: int) -> Leg:
+        """Sell PTs on the market (or redeem them once the market has expired) for the asset, at least
+        ``max_slippage_bp`` below the exact model's proceeds; a sale the pool cannot absorb (its PT share
+        would pass 96 %, less the liquidity margin) is reduced."""
+        assert ex.pendle is not None
+        expired = ex.pendle.expiry <= now
+        scale = 10**ex.receipt_decimals
+        key = self._key(a, ex)
+        haircut = 1.0 - settings.max_slippage_bp / 1e4
+        if expired:  # one PT redeems for the SY worth one asset
+            price = ex.asset_price
+            amm = None
+        else:
+            amm, unit = _pendle(o)
+            price = amm.price * unit
+        current = held.units if held is not None else _units(a.current_amount / price, ex.receipt_decimals)
+        full = a.amount <= max(settings.min_trade, TRADE_EPSILON * nav)
+        wanted = current if full else min(_units(-a.trade_amount / price, ex.receipt_decimals), current)
+        amount, reason = wanted, None
+        if amm is not None:
+            room = math.floor(amm.max_pt_in() * (1.0 - settings.liquidity_margin) * scale) - self.withdrawn.get(a.id, 0)
+            if room < wanted:
+                amount = max(room, 0)
+                reason = (f"the pool absorbs only {max(room, 0)} more PT base units before it is 96 % PT (after the "
+                          f"liquidity margin), less than the {wanted} wanted")
+        self.withdrawn[a.id] = self.withdrawn.get(a.id, 0) + amount
+        q = amount / scale
+        out = q if amm is None else float(amm.asset_out_for_pt(q))  # asset tokens
+        expected = math.floor(out * (1 - 1e-12) * 10**ex.asset_decimals)
+        minimum = math.floor(expected * haircut)
+        self.balance[key] = self.balance.get(key, 0) + minimum  # only the guaranteed proceeds fund later legs
+        action: Literal["withdraw", "exit"] = "exit" if amount == current and amount > 0 else "withdraw"
+        status: Literal["ready", "reduced", "deferred"] = ("deferred" if amount <= 0 else
+                                                             "ready" if amount >= wanted else "reduced")
+        txs = _txs(pendle_sell_calls(ex, amount, minimum, safe, expired)) if amount > 0 else []
+        return Leg(id=a.id, chain=a.chain, protocol=ex.protocol, action=action, asset=ex.asset,
+                   asset_symbol=ex.asset_symbol, amount=expected, units=amount,
+                   amount_base=expected / 10**ex.asset_decimals * ex.asset_price, wanted=wanted, status=status,
+                   reason=reason, depends_on=[], gas=leg_gas(ex.protocol, action) if amount > 0 else 0, execution=ex,
+                   expected_assets_after=current - amount, txs=txs, value_base=q * price, expected_out=expected,
+                   min_out=minimum)
 
     def intents(self, deposits: list[_Deposit], settings: ExecutionSettings) -> list[Intent]:
         """Cover each deposit's shortfall from the balances left: another asset on the same chain (a

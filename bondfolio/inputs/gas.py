@@ -35,6 +35,12 @@ GAS: dict[tuple[str, str], int] = {
     ("metamorpho", "withdraw"): 135_000,
     ("metamorpho", "exit"): 120_000,
     ("metamorpho", "deposit"): 125_000,
+    # the real Pendle V7 router and market (npm @pendle/core-v2 artifacts on the devnet): a sale by
+    # swapExactPtForToken, a buy by swapExactTokenForPt (the router's own search: the plan's off-chain
+    # guess costs less), each with its approve; a matured PT's redeemPyToToken takes less than a sale
+    ("pendle-pt", "withdraw"): 210_000,
+    ("pendle-pt", "exit"): 205_000,
+    ("pendle-pt", "deposit"): 300_000,
 }
 
 #: Safe execTransaction + MultiSendCallOnly per batch (75,364 measured, rounded up).

@@ -36,8 +36,8 @@ def _policy(holdings_value: float) -> dict[str, Any]:
     nav = holdings_value
     target = {"aave-v3-devnet-usdc": 0.0, "aave-v3-devnet-dai": 100_000 / nav, "compound-v3-devnet-usdc": 300_000 / nav,
               "morpho-blue-devnet-weth-usdc-86": 0.0, "savings-devnet-dai": 100_000 / nav,
-              "metamorpho-devnet-usdc": 400_000 / nav, "pendle-pt-devnet-usde-90d": 0.0,
-              "pendle-pt-devnet-usde-180d": 0.0}
+              "metamorpho-devnet-usdc": 400_000 / nav, "pendle-pt-devnet-sdai-90d": 0.0,
+              "pendle-pt-devnet-sdai-180d": 0.0}
     return {"name": "devnet-moves", "constraints": [
         {"kind": "budget", "allow_cash": True},
         {"kind": "max_weight", "limits": target},
