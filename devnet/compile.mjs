@@ -59,7 +59,7 @@ compile(
   require("solc"),
   Object.fromEntries(own.map((f) => [f, path.join(here, "contracts", f)])),
   { optimizer: { enabled: true, runs: 200 }, evmVersion: "paris" },
-  ["Multicall3", "TestToken", "TestVault", "CometRates", "PendleMarketState", "PendleERC4626SY", "PendleGaugeStub",
+  ["Multicall3", "TestToken", "TestVault", "CometRates", "PendleERC4626SY", "PendleGaugeStub",
    "AdaptiveCurveIrm", "MetaMorphoVault"],
 );
 

@@ -278,3 +278,16 @@ def test_patterns_reject_a_changed_address() -> None:
     published = the_one_match(source.pattern, text, source.symbol)
     altered = the_one_match(source.pattern, text.replace(published, "0x" + "12" * 20), source.symbol)
     assert altered.lower() != tables()[source.market][source.field].lower()
+
+
+def test_pendle_router_in_the_template_is_the_published_one() -> None:
+    # the commented Pendle table's router: mainnet's PendleRouterV4 as @pendle/core-v2 publishes it
+    line = next(line for line in MARKETS.read_text().splitlines() if line.startswith("# router = "))
+    address = line.split('"')[1]
+    m = COMMENT_NPM.match(line[line.index("# source:"):])
+    assert m is not None and (m.group(1), m.group(2), m.group(3), m.group(4)) == (
+        "@pendle/core-v2", "6.11.0", "deployments/1-core.json", "router")
+    package = json.loads((NODE_MODULES / "@pendle" / "core-v2" / "package.json").read_text())
+    assert package["version"] == "6.11.0"
+    published = json.loads((NODE_MODULES / "@pendle" / "core-v2" / "deployments" / "1-core.json").read_text())
+    assert address == to_checksum_address(published["router"]) == published["router"]

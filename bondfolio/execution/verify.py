@@ -142,7 +142,14 @@ def verify_plan(plan: Plan | str | Mapping[str, Any], rpc: Mapping[str, str],
         headroom = {oid: _headroom(markets[oid], f) for oid, f in fresh.items()}
         for leg in legs:
             reasons: list[str] = []
-            if leg.action in ("withdraw", "exit"):
+            if leg.action in ("withdraw", "exit") and leg.execution.protocol == "pendle-pt":
+                # a PT sale or redemption: the Safe must hold the PTs; it is credited only the guaranteed
+                # proceeds (min_out: the transaction reverts below them)
+                pts = leg.units or 0
+                if position[leg.id] < pts:
+                    reasons.append(f"the Safe holds {position[leg.id]} PT base units, less than the {pts} sold")
+                balance[leg.execution.asset] = balance.get(leg.execution.asset, 0) + (leg.min_out or 0)
+            elif leg.action in ("withdraw", "exit"):
                 need = leg.amount if leg.action == "withdraw" else position[leg.id]
                 if leg.action == "withdraw" and position[leg.id] < need:
                     reasons.append(f"the Safe's position is {position[leg.id]} base units, less than {need}")

@@ -112,7 +112,8 @@ class Program:
         obj = policy.objective
         upper = np.full(u.n, np.inf)
         upper[self.fold.ub_idx] = np.asarray(self.fold.ub.value)
-        impact = RateImpact(u, obj.rate_impact_tolerance_bp, upper) if obj.rate_impact else None
+        one_off = 1.0 if obj.cost_horizon_days is None else 365.0 / obj.cost_horizon_days
+        impact = RateImpact(u, obj.rate_impact_tolerance_bp, upper, one_off) if obj.rate_impact else None
         self.impact = impact if impact is not None and impact.active else None
         self.terms: list[Term] = objective_terms(u, policy, self.compiled, v.hedge_idx, self.impact, with_risk, upper)
         self.mu = cp.Parameter(u.n, name="linear_objective", value=self._linear_coefficients())

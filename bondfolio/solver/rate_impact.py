@@ -57,6 +57,9 @@ class RateImpact:
     upper: np.ndarray | None = None
     """Largest weight each opportunity may take under the program's simple bounds (envelopes are
     built up to ``min(1, upper) * NAV``); ``None`` for no bound beyond the budget."""
+    one_off_scale: float = 1.0
+    """How many times one-off costs count in the annual objective (``365 / cost_horizon_days``): the
+    Pendle cost lines are that much finer, so the objective's error stays within ``tol_bp``."""
     idx: np.ndarray = field(init=False)
     curves: list[MarketCurve] = field(init=False)
     envelopes: list[Envelope] = field(init=False)
@@ -95,21 +98,25 @@ class RateImpact:
 
     def _pendle_markets(self, caps: np.ndarray) -> None:
         """Pendle markets on their exact curves: the one-off cost of a trade as the lines through knots
-        within ``rel * (|trade| + NAV / m)`` of it, on the trades the market allows (sell what is held, at
-        most to 96 % PT in the pool; buy at most the PT it can give, and up to the weight's cap)."""
+        within ``rel * (|trade| + NAV / m) / one_off_scale`` of it (m curve and Pendle markets), on the
+        trades the market allows (sell what is held, at most to 96 % PT in the pool; buy at most the PT
+        it can give, and up to the weight's cap)."""
         u = self.universe
         nav = u.nav
         idx, amms, units, lows, highs, knots, costs, bounds = [], [], [], [], [], [], [], []
-        for i, opp in enumerate(u.snapshot.opportunities):
-            if not isinstance(opp.rate_curve, PendleCurve):
-                continue
+        pendle = [i for i, o in enumerate(u.snapshot.opportunities) if isinstance(o.rate_curve, PendleCurve)]
+        tol = self.rel / self.one_off_scale
+        floor = nav / max(len(self.curves) + len(pendle), 1)
+        for i in pendle:
+            opp = u.snapshot.opportunities[i]
+            assert isinstance(opp.rate_curve, PendleCurve)
             amm = PendleAmm.of(opp.rate_curve)
             unit = 1.0 if opp.price is None else opp.price / amm.price  # base currency per asset token
             mark = amm.price * unit
             held = max(float(u.w0[i]) * nav, 0.0)
             lo = -min(held, amm.max_pt_in() * mark)
             hi = max(min(float(max(caps[i], 0.0)) * nav - held, amm.max_pt_out() * mark), 0.0)
-            x, c, bound = amm.cost_lines(lo, hi, unit, self.rel, self.floor)
+            x, c, bound = amm.cost_lines(lo, hi, unit, tol, floor)
             idx.append(i)
             amms.append(amm)
             units.append(unit)

@@ -3,7 +3,7 @@
     python examples/devnet/run.py [--keep]
 
 Starts anvil (from npm), deploys the devnet world (a real Aave v3 market, Morpho Blue with an
-adaptive-curve IRM, a Comet-ABI market, an ERC-4626 savings vault, two Pendle-ABI PT markets,
+adaptive-curve IRM, a Comet-ABI market, an ERC-4626 savings vault, the real Pendle V7 with two PT markets,
 Multicall3) and a real Safe 1.4.1 (npm ``@safe-global/safe-contracts``) holding positions in every
 market, then runs the treasury's batch job into ``out/devnet/``: ``bondfolio snapshot`` (every market
 at one pinned block), ``bondfolio holdings`` (the Safe's positions), ``bondfolio allocate`` with

@@ -18,6 +18,7 @@ import bondfolio
 from bondfolio.adapters.holdings import read_holdings
 from bondfolio.adapters.snapshot import read_snapshot
 from bondfolio.execution.plan import Plan, build_plan
+from bondfolio.execution.verify import verify_plan
 from devnet.pendle import buy_pt, pendle_artifact
 from devnet.safe import SafeWorld, deploy_safe, execute
 from tests.chain import Chain, reverting
@@ -51,6 +52,7 @@ def _run(chain: Chain, sw: SafeWorld, markets: Path, targets: dict[str, float]) 
               "execution": {"min_trade": 10.0, "max_slippage_bp": 30.0}}
     decision = bondfolio.allocate(snapshot, policy, holdings)
     plan = build_plan(decision.record, sw.safe.address, sw.multisend)
+    assert verify_plan(plan, rpc).fits  # plan --verify: the Safe holds the PTs and the DAI each leg needs
     call = plan.chains[0].call
     assert call is not None
     receipt = execute(chain.w3, sw, call.to, bytes.fromhex(call.data[2:]), operation=call.operation)
