@@ -257,17 +257,17 @@ def _kink_points(curve: MarketCurve, x_max: float) -> np.ndarray:
 
 
 def upper_hull(xs: np.ndarray, fs: np.ndarray) -> list[int]:
-    # (a plain loop: xs is at most a few thousand points)
-    """Indices of the upper concave hull of points sorted by x (monotone chain)."""
-    hull: list[int] = []
-    for k in range(xs.size):
-        while len(hull) >= 2:
-            i, j = hull[-2], hull[-1]
-            # drop j if it lies on or below the segment i -> k
-            if (fs[j] - fs[i]) * (xs[k] - xs[i]) <= (fs[k] - fs[i]) * (xs[j] - xs[i]):
-                hull.pop()
-            else:
-                break
-        hull.append(k)
-    return hull
+    """Indices of the upper concave hull of points sorted by x (collinear points dropped).
 
+    Vectorized: every point on or below the chord of its two neighbours is not a hull vertex (it lies
+    under a segment between two points of the set), so all of them go at once, and the pass repeats on
+    what is left until none does: a concave sample is done in one pass, a bridge over a dip in a few.
+    """
+    keep = np.arange(np.asarray(xs).size)
+    while keep.size > 2:
+        x, f = xs[keep], fs[keep]
+        below = (f[1:-1] - f[:-2]) * (x[2:] - x[:-2]) <= (f[2:] - f[:-2]) * (x[1:-1] - x[:-2])
+        if not below.any():
+            break
+        keep = keep[np.concatenate([[True], ~below, [True]])]
+    return [int(k) for k in keep]

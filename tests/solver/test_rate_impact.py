@@ -171,3 +171,26 @@ def test_amm_slippage_closed_form() -> None:
     linear = bondfolio.allocate(snapshot([pt, safe], cov=np.zeros((2, 2))),
                                 {"name": "amm", "nav": nav, "objective": {"rate_impact": False}, "constraints": []})
     assert linear.weights["pt"] == pytest.approx(1.0, abs=1e-7)
+
+
+def _monotone_chain(xs: np.ndarray, fs: np.ndarray) -> list[int]:
+    """Andrew's monotone chain, one point at a time: the reference for the vectorized hull."""
+    hull: list[int] = []
+    for k in range(xs.size):
+        while len(hull) >= 2 and ((fs[hull[-1]] - fs[hull[-2]]) * (xs[k] - xs[hull[-2]])
+                                  <= (fs[k] - fs[hull[-2]]) * (xs[hull[-1]] - xs[hull[-2]])):
+            hull.pop()
+        hull.append(k)
+    return hull
+
+
+def test_upper_hull_is_the_monotone_chain() -> None:
+    from bondfolio.solver.curves import upper_hull
+
+    rng = np.random.default_rng(3)
+    for trial in range(600):
+        xs = np.unique(rng.uniform(0, 10, int(rng.integers(1, 80))))
+        shape = trial % 3  # noise, a concave curve with noise, a concave curve with a dip (a bridge)
+        fs = (rng.normal(size=xs.size) if shape == 0 else np.sqrt(xs + 1) + 0.01 * rng.normal(size=xs.size)
+              if shape == 1 else np.sqrt(xs + 1) - 0.3 * (xs - 5) ** 2 * ((xs > 5) & (xs < 7)))
+        assert upper_hull(xs, fs) == _monotone_chain(xs, fs)
