@@ -33,7 +33,7 @@ REPLAY_TOLERANCE: dict[str, tuple[float, float]] = {"value": (1e-7, 1e-6), "dual
 
 #: Paths whose differences are reported but never make a replay fail.
 INFORMATIONAL = ("provenance.versions", "solver.attempts", "solver.options", "solver.name", "solver.status",
-                 "solver.inaccurate", "metrics.solver_objective", "rate_impact.envelope")
+                 "solver.inaccurate", "solver.cvar", "metrics.solver_objective", "rate_impact.envelope")
 
 
 @dataclass(frozen=True)

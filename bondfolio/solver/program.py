@@ -94,7 +94,7 @@ class Program:
         self.policy = policy
         self.constraints = effective_constraints(policy, universe.snapshot.opportunities)
         u = universe
-        v = Vars(u)
+        v = Vars(u, outside=True)
         self.vars = v
         rows = [c.resolve_checked(u) for c in self.constraints]
         for c, r in zip(self.constraints, rows, strict=True):
