@@ -52,21 +52,20 @@ from __future__ import annotations
 import time
 import warnings
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import numpy as np
 
 from bondfolio._lazy import lazy_module
 from bondfolio.constraints.base import Compiled
 from bondfolio.constraints.cvar import CVaR
+from bondfolio.constraints.variables import Vars
 from bondfolio.errors import SolverError
 from bondfolio.inputs.scenarios import cvar
 
 if TYPE_CHECKING:
     import cvxpy as cp
     from scipy import sparse
-
-    from bondfolio.solver.solve import Solvable
 else:
     cp = lazy_module("cvxpy", globals(), "cp")
     sparse = lazy_module("scipy.sparse", globals(), "sparse")
@@ -87,6 +86,14 @@ MAX_ITERATIONS = 500
 #: A group's price (its multiplier over ``p_G / (1 - alpha)`` times the bound's) within this of 1 or
 #: 0 counts as wholly in the tail or wholly out of it.
 PRICE_TOLERANCE = 1e-7
+
+
+class Solvable(Protocol):
+    """What the loop needs of a program (:class:`bondfolio.solver.program.Program`)."""
+
+    vars: Vars
+    compiled: list[Compiled]
+    problem: cp.Problem
 
 
 @dataclass
@@ -291,14 +298,12 @@ class _Solution:
 
 
 class HighsMaster(Master):
-    """The master as one live HiGHS model, loaded once from cvxpy's problem data of the compiled program."""
+    """The master as one live HiGHS model, loaded once from cvxpy's problem data of the compiled program
+    (the caller silences HiGHS's banner first: :func:`bondfolio.solver.solve.silence_highs_banner`)."""
 
     def __init__(self, program: Solvable, blocks: list[Block], reuse: bool, options: dict[str, Any]) -> None:
         import highspy
 
-        from bondfolio.solver.solve import silence_highs_banner
-
-        silence_highs_banner()
         self.problem = program.problem
         data, self.chain, self.inverse = program.problem.get_problem_data(cp.HIGHS, ignore_dpp=not reuse)
         offsets = _var_offsets(self.inverse, [program.vars.w, *(b.z for b in blocks)])

@@ -306,6 +306,7 @@ def _solve_aggregated(program: Solvable, blocks: list[Any], reuse: bool) -> Solu
         master: Master
         try:
             if name == "HIGHS" and linear:
+                silence_highs_banner()
                 master = HighsMaster(program, blocks, reuse, options)
             else:
                 master = CvxpyMaster(program, blocks, name, options)
