@@ -94,6 +94,8 @@ class Solvable(Protocol):
     vars: Vars
     compiled: list[Compiled]
     problem: cp.Problem
+    partitions: dict[str, np.ndarray]
+    """Each aggregated constraint's last partition, by label: the next solve starts from it."""
 
 
 @dataclass
@@ -114,6 +116,15 @@ class Block:
     def __post_init__(self) -> None:
         self.active = np.flatnonzero(self.probability > 0)
         self.labels = np.zeros(self.active.size, dtype=np.int64)
+
+    def start(self, previous: np.ndarray | None) -> None:
+        """Start the loop from ``previous`` (the partition a former solve of the same program ended with,
+        still a relaxation for any data) when it fits, else from one group."""
+        fits = previous is not None and previous.size == self.active.size
+        self.labels = previous.copy() if fits and previous is not None else np.zeros(self.active.size, dtype=np.int64)
+        self.previous = None
+        self.solves = 0
+        self.gap = np.inf
 
     @property
     def constraint(self) -> CVaR:
@@ -148,12 +159,6 @@ class Block:
         pg = np.bincount(self.labels, weights=p, minlength=k)
         indicator = sparse.csr_matrix((p, (self.labels, self.active)), shape=(k, self.probability.size))
         return pg, np.asarray(indicator @ self.losses) / pg[:, None]
-
-    def reset(self) -> None:
-        self.labels = np.zeros(self.active.size, dtype=np.int64)
-        self.previous = None
-        self.solves = 0
-        self.gap = np.inf
 
     def singletons(self) -> None:
         """Every scenario its own group: the master is then the full program."""
@@ -235,14 +240,17 @@ class Unbounded(Exception):
     """The master is unbounded: its aggregated rows do not bound some direction the full program may."""
 
 
-def run_loop(master: Master, blocks: list[Block], policy: str) -> MasterAnswer:
+def run_loop(master: Master, blocks: list[Block], policy: str,
+             partitions: dict[str, np.ndarray] | None = None) -> MasterAnswer:
     """Solve, check the true CVaR of each block, refine, until every block's bound is exact to :data:`GAP`.
 
-    An unbounded master is re-solved with every scenario its own group (the full program), whose verdict
-    is final.
+    Each block starts from its partition in ``partitions`` (by label) when there is one, and leaves its
+    final partition there. An unbounded master is re-solved with every scenario its own group (the full
+    program), whose verdict is final.
     """
+    partitions = {} if partitions is None else partitions
     for b in blocks:
-        b.reset()
+        b.start(partitions.get(b.label))
     master.set_groups(blocks)
     iteration = 0
     while True:
@@ -278,6 +286,8 @@ def run_loop(master: Master, blocks: list[Block], policy: str) -> MasterAnswer:
             b.labels = refine(b.labels, active, t, price, b.previous) if price is not None else split
             b.previous = (active, t)
         if done:
+            for b in blocks:
+                partitions[b.label] = b.labels.copy()
             return answer
         if iteration >= MAX_ITERATIONS:
             worst = max(blocks, key=lambda b: b.gap)

@@ -122,6 +122,10 @@ class Program:
                 continue
             expr = expr + term.expression(v) if term.sign > 0 else expr - term.expression(v)
         self._base_expr = expr
+        self.partitions: dict[str, np.ndarray] = {}
+        """The aggregated scenarios' last partition per ``cvar`` constraint kept out of the program (any
+        partition bounds CVaR from below, whatever the data): each re-solve starts from it
+        (:mod:`bondfolio.solver.cvar_cuts`)."""
         self.assemble()
         self.build_seconds = time.perf_counter() - start
 

@@ -65,6 +65,7 @@ class Solvable(Protocol):
     vars: Vars
     problem: cp.Problem
     build_seconds: float
+    partitions: dict[str, np.ndarray]
 
     def check(self, point: Point) -> list[RowResult]: ...
 
@@ -310,7 +311,7 @@ def _solve_aggregated(program: Solvable, blocks: list[Any], reuse: bool) -> Solu
                 master = HighsMaster(program, blocks, reuse, options)
             else:
                 master = CvxpyMaster(program, blocks, name, options)
-            answer = run_loop(master, blocks, program.policy.name)
+            answer = run_loop(master, blocks, program.policy.name, program.partitions)
             if isinstance(master, HighsMaster):
                 master.unpack()
         except Infeasible:
