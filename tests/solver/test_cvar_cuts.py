@@ -5,6 +5,7 @@ penalty form, infeasible limits, convergence counts, the partition's arithmetic 
 from __future__ import annotations
 
 import copy
+import tomllib
 from typing import Any
 
 import numpy as np
@@ -17,11 +18,14 @@ from bondfolio.audit.explain import explain
 from bondfolio.audit.replay import replay
 from bondfolio.constraints import cvar as cvar_module
 from bondfolio.inputs import Universe, load_snapshot
+from bondfolio.inputs.policy import load_policy
 from bondfolio.inputs.scenarios import build_scenarios, load_scenarios
 from bondfolio.solver import cvar_cuts
 from bondfolio.solver.cvar_cuts import GAP, Block, Master, MasterAnswer, Unbounded, refine, run_loop
+from bondfolio.solver.decision import Decision
+from bondfolio.solver.program import Program
 from bondfolio.solver.record import load_decision
-from tests.factories import WTOL, policy, reseal
+from tests.factories import EXAMPLE, WTOL, policy, reseal
 from tests.solver.test_risk_hedges import independent_cvar, independent_optimum, random_book
 
 
@@ -297,3 +301,35 @@ def test_explain_prices_cvar_from_the_aggregated_multipliers() -> None:
         assert not any("finite difference" in n for n in ex.notes)
     assert prices[1] == pytest.approx(prices[0], abs=WTOL)
     assert np.any(prices[1] != 0)
+
+
+def test_fixed_costs_branch_and_bound_over_aggregated_scenarios() -> None:
+    # the example gate (fixed gas per leg, so branch and bound over the trade patterns) with its cvar
+    # constraint solved both ways: the same trades and optimum
+    gate = tomllib.loads((EXAMPLE / "gate.toml").read_text())
+    gate.pop("rebalance")
+    decisions = {}
+    for how in ("full", "aggregated"):
+        pol = copy.deepcopy(gate)
+        next(c for c in pol["constraints"] if c["kind"] == "cvar")["method"] = how
+        decisions[how] = bondfolio.allocate(EXAMPLE / "snapshot.json", pol, EXAMPLE / "holdings.json")
+    full, agg = decisions["full"], decisions["aggregated"]
+    assert agg.solution.mixed is not None and agg.solution.mixed["method"] == "branch-and-bound"
+    assert agg.check["passed"] and method(agg)["method"] == "aggregated"
+    assert agg.metrics["objective"] == pytest.approx(full.metrics["objective"], abs=1e-7)
+    assert agg.weights.to_numpy() == pytest.approx(full.weights.to_numpy(), abs=WTOL)
+
+
+def test_a_solve_does_not_depend_on_what_the_program_solved_before() -> None:
+    # Program.solve starts the partition afresh: solving again, after another limit, seals the same record
+    snap, spec = random_book(2)
+    limit = binding_limit(snap, spec, 0.0)
+    pol = load_policy(policy({"kind": "cvar", "max": limit, "method": "aggregated", **spec}))
+    program = Program(Universe.build(load_snapshot(snap), None, pol.nav), pol)
+    first = Decision(load_snapshot(snap), pol, None, program, program.solve(reuse=True)).record
+    k = next(i for i, c in enumerate(program.compiled) if c.constraint.kind == "cvar")
+    program.set_row_bound(k, 0, -np.inf, 1.2 * limit)
+    program.solve(reuse=True)
+    program.set_row_bound(k, 0, -np.inf, limit)
+    again = Decision(load_snapshot(snap), pol, None, program, program.solve(reuse=True)).record
+    assert again.sha256 == first.sha256
