@@ -293,8 +293,8 @@ def run_loop(master: Master, blocks: list[Block], policy: str,
             worst = max(blocks, key=lambda b: b.gap)
             raise SolverError(f"policy '{policy}': constraint '{worst.label}': the aggregated scenarios did not "
                               f"converge in {MAX_ITERATIONS} master solves (CVaR {worst.gap:.3g} above the bound "
-                              "with "
-                              f"{worst.groups} groups): set method = 'full' on the constraint")
+                              f"with {worst.groups} groups; at most {GAP:g} allowed): set method = 'full' on the "
+                              "constraint")
         master.set_groups(blocks)
 
 
