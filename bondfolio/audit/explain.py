@@ -133,6 +133,8 @@ def explain(decision: DecisionRecord | Decision | str | Path | Mapping[str, Any]
     # multipliers of the re-solved decision, read before any relaxed re-solve overwrites them
     multipliers = {} if base is None else {key: np.asarray(con.dual_value, dtype=float).reshape(-1).copy()
                                            for key, con in program.vars.named.items() if con.dual_value is not None}
+    if base is not None:  # rows kept out of the compiled program (aggregated cvar scenarios)
+        multipliers.update(base.multipliers)
     binding = _binding(record, program, snap, pol, hold, base, max_exact, notes)
     positions = _positions(program, point, rows, notes, multipliers)
     risk = risk_contributions(program, point)

@@ -33,7 +33,7 @@ REPLAY_TOLERANCE: dict[str, tuple[float, float]] = {"value": (1e-7, 1e-6), "dual
 
 #: Paths whose differences are reported but never make a replay fail.
 INFORMATIONAL = ("provenance.versions", "solver.attempts", "solver.options", "solver.name", "solver.status",
-                 "solver.inaccurate", "metrics.solver_objective", "rate_impact.envelope")
+                 "solver.inaccurate", "solver.cvar", "metrics.solver_objective", "rate_impact.envelope")
 
 
 @dataclass(frozen=True)
@@ -70,13 +70,17 @@ def compare_records(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[Diff
     return list(_walk(a, b, ""))
 
 
+def _informational(path: str) -> bool:
+    return any(path == p or path.startswith(p + ".") or path.startswith(p + "[") for p in INFORMATIONAL)
+
+
 def _walk(a: Any, b: Any, path: str) -> Iterator[Difference]:
-    info = any(path == p or path.startswith(p + ".") or path.startswith(p + "[") for p in INFORMATIONAL)
+    info = _informational(path)
     if isinstance(a, dict) and isinstance(b, dict):
         for key in [*a, *(k for k in b if k not in a)]:
             sub = f"{path}.{key}" if path else str(key)
-            if key not in a or key not in b:
-                yield Difference(sub, a.get(key, "<absent>"), b.get(key, "<absent>"), info)
+            if key not in a or key not in b:  # a part one of the records has (e.g. one written before it existed)
+                yield Difference(sub, a.get(key, "<absent>"), b.get(key, "<absent>"), _informational(sub))
             elif key != "binding":  # a flag derived from the slack, whose value is compared
                 yield from _walk(a[key], b[key], sub)
         return

@@ -63,22 +63,36 @@ class Rows:
 
 
 class ParamSet:
-    """Named cvxpy Parameters created from arrays, updatable in place for re-solves."""
+    """Named cvxpy Parameters created from arrays, updatable in place for re-solves.
+
+    Each Parameter is made when an expression first asks for it: a family that keeps a block out of
+    the compiled program (``cvar`` over many scenarios) never pays for validating its numbers in cvxpy.
+    """
 
     def __init__(self, arrays: Mapping[str, np.ndarray], nonneg: Sequence[str] = (), owner: str = "") -> None:
+        self._arrays = {name: np.asarray(value, dtype=float) for name, value in arrays.items()}
+        self._nonneg = set(nonneg)
+        self._owner = owner
         self._params: dict[str, cp.Parameter] = {}
-        for name, value in arrays.items():
-            value = np.asarray(value, dtype=float)
-            label = f"{owner}:{name}" if owner else name  # the family's label, so cvxpy's messages name it
-            self._params[name] = cp.Parameter(value.shape, name=label, value=value, nonneg=name in nonneg)
 
     def __getitem__(self, name: str) -> cp.Parameter:
-        return self._params[name]
+        param = self._params.get(name)
+        if param is None:
+            value = self._arrays[name]
+            label = f"{self._owner}:{name}" if self._owner else name  # the family's label, so cvxpy's messages name it
+            param = cp.Parameter(value.shape, name=label, value=value, nonneg=name in self._nonneg)
+            self._params[name] = param
+        return param
 
     def update(self, arrays: Mapping[str, np.ndarray]) -> None:
         """Assign new values; shapes must match the compiled ones."""
         for name, value in arrays.items():
-            self._params[name].value = np.asarray(value, dtype=float)
+            value = np.asarray(value, dtype=float)
+            if name in self._params:
+                self._params[name].value = value
+            elif value.shape != self._arrays[name].shape:
+                raise ValueError(f"{self._owner}:{name}: shape {value.shape}, compiled {self._arrays[name].shape}")
+            self._arrays[name] = value
 
 
 @dataclass

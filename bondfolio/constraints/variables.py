@@ -50,9 +50,14 @@ class Vars:
     :attr:`within_available` marks positions some constraint keeps within the market's available
     liquidity whatever the data (set by the solver from :meth:`Constraint.implies_within_available`
     before compiling); families may drop terms that this makes redundant.
+
+    ``outside=True`` (the solver's own program) lets a family keep a large block of rows out of the
+    compiled program: it compiles to an epigraph variable, listed in :attr:`outside`, whose rows the
+    solver generates itself (``cvar`` over many scenarios: :mod:`bondfolio.solver.cvar_cuts`). Other
+    programs built on these variables (the infeasibility diagnosis) keep every row inside.
     """
 
-    def __init__(self, universe: Universe) -> None:
+    def __init__(self, universe: Universe, outside: bool = False) -> None:
         n = universe.n
         self.n = n
         self.w = cp.Variable(n, name="w")
@@ -60,6 +65,9 @@ class Vars:
         self.definitions: list[cp.Constraint] = []
         self.named: dict[str, cp.Constraint] = {}
         """Definitions whose duals an explanation reads, by ``"<family label>:<part>"``."""
+        self.allow_outside = outside
+        self.outside: dict[str, cp.Variable] = {}
+        """Epigraph variables of families whose rows are kept out of the compiled program, by family label."""
         self.within_available: np.ndarray = np.zeros(n, dtype=bool)
         self._universe = universe
         self._w0: cp.Parameter | None = None

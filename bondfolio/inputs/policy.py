@@ -64,6 +64,8 @@ class ConstraintSpec(StrictModel):
     _registry: ClassVar[dict[str, type[ConstraintSpec]]] = {}
     policy_kind: ClassVar[bool] = True
     """False for constraints the solver adds itself (not allowed in a policy file)."""
+    label_excludes: ClassVar[frozenset[str]] = frozenset()
+    """Parameters that say how a constraint is solved, not what it is: never part of its label."""
 
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
@@ -83,11 +85,8 @@ class ConstraintSpec(StrictModel):
         apart two constraints of one kind that differ only there)."""
         if self.name:
             return self.name
-        parts = [
-            f"{key}={value}"
-            for key, value in self.model_dump(exclude={"kind", "name"}, exclude_defaults=True, mode="json").items()
-            if isinstance(value, str | int | float | bool)
-        ]
+        dumped = self.model_dump(exclude={"kind", "name", *self.label_excludes}, exclude_defaults=True, mode="json")
+        parts = [f"{key}={value}" for key, value in dumped.items() if isinstance(value, str | int | float | bool)]
         return f"{self.kind}{{{', '.join(parts)}}}" if parts else self.kind
 
 

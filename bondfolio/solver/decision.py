@@ -17,6 +17,7 @@ import numpy as np
 
 from bondfolio._lazy import lazy_module
 from bondfolio._version import __version__
+from bondfolio.constraints.cvar import CVaR
 from bondfolio.constraints.liquidity_buffer import LiquidityBuffer, withdrawable
 from bondfolio.inputs.base import canonical_json, sha256_hex
 from bondfolio.inputs.holdings import Holdings
@@ -241,6 +242,19 @@ class Decision:
                            for r in checks if r.violation > tol],
         }
 
+    @property
+    def cvar_methods(self) -> list[dict[str, Any]]:
+        """How each ``cvar`` constraint's scenarios were solved: ``full`` in the compiled program, or
+        ``aggregated`` with the loop's counts (:mod:`bondfolio.solver.cvar_cuts`)."""
+        reports = {r["constraint"]: r for r in self.solution.scenarios}
+        out = []
+        for comp in self.program.compiled:
+            if isinstance(comp.constraint, CVaR):
+                label = comp.constraint.label
+                out.append(reports.get(label) or {"constraint": label, "method": "full",
+                                                  "scenarios": len(comp.rows.structure["scenarios"])})
+        return out
+
     # ------------------------------------------------------------------ output
     @cached_property
     def record(self) -> DecisionRecord:
@@ -272,6 +286,7 @@ class Decision:
             "solver": {
                 "name": sol.solver, "status": sol.status, "inaccurate": sol.inaccurate,
                 "order": list(sol.order), "order_from": sol.order_from,
+                **({"cvar": self.cvar_methods} if self.cvar_methods else {}),
                 "attempts": [{k: v for k, v in a.to_dict().items() if k != "seconds"} for a in sol.attempts],
                 "options": sol.options,
             },
@@ -370,6 +385,9 @@ class Decision:
         lines += ["", f"check: {'passed' if c['passed'] else 'FAILED'}, {c['rows_checked']} rows, largest violation "
                       f"{c['max_violation']:.2e} (tolerance {c['tolerance']:g}){flag}",
                   f"solver: {self.solution.solver} {self.solution.status}"]
+        for r in self.solution.scenarios:
+            lines.append(f"cvar: {r['constraint']}: {r['scenarios']:,} scenarios aggregated into {r['groups']} groups "
+                         f"({r['master_solves']} master solves)")
         if self.solution.mixed is not None:
             fixed = (m.get("fixed_cost") or 0.0) * m["nav"]
             lines.append(f"trades: {describe(self.solution.mixed)}; fixed costs {fixed:,.2f} {ccy}")

@@ -94,7 +94,7 @@ class Program:
         self.policy = policy
         self.constraints = effective_constraints(policy, universe.snapshot.opportunities)
         u = universe
-        v = Vars(u)
+        v = Vars(u, outside=True)
         self.vars = v
         rows = [c.resolve_checked(u) for c in self.constraints]
         for c, r in zip(self.constraints, rows, strict=True):
@@ -123,6 +123,10 @@ class Program:
                 continue
             expr = expr + term.expression(v) if term.sign > 0 else expr - term.expression(v)
         self._base_expr = expr
+        self.partitions: dict[str, np.ndarray] = {}
+        """The aggregated scenarios' last partition per ``cvar`` constraint kept out of the program (any
+        partition bounds CVaR from below, whatever the data): the next :meth:`solve_once` starts from it
+        (:mod:`bondfolio.solver.cvar_cuts`); :meth:`solve` clears it."""
         self.assemble()
         self.build_seconds = time.perf_counter() - start
 
@@ -232,7 +236,12 @@ class Program:
     def solve(self, reuse: bool = False) -> Solution:
         """Solve (see :func:`bondfolio.solver.solve.solve_once`); with fixed costs, choose which
         positions trade (:func:`bondfolio.solver.mixed.solve_mixed`); with rate impact, refine and
-        repair the envelopes (:func:`bondfolio.solver.rate_impact.solve_with_impact`) around that choice."""
+        repair the envelopes (:func:`bondfolio.solver.rate_impact.solve_with_impact`) around that choice.
+
+        Aggregated ``cvar`` scenarios start from one group here, so a solve's answer (and its record) does
+        not depend on what the program solved before; the solves within (branch and bound nodes, rate
+        impact rounds) start from the partition the previous one ended with."""
+        self.partitions.clear()
         fixed = self.fixed_cost
         if fixed is not None:
             solution = solve_mixed(self, fixed)

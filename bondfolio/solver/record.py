@@ -32,7 +32,7 @@ from bondfolio.inputs.holdings import Holdings, load_holdings
 from bondfolio.inputs.policy import Policy, load_policy
 from bondfolio.inputs.snapshot import Snapshot, load_snapshot
 
-__all__ = ["DECISION_SCHEMA", "HASH_KEY", "UNHASHED", "AllocationRow", "CheckReport", "ConstraintRow",
+__all__ = ["DECISION_SCHEMA", "HASH_KEY", "UNHASHED", "AllocationRow", "CVaRMethod", "CheckReport", "ConstraintRow",
            "DecisionRecord", "Metrics", "Provenance", "dump_record", "hashed_part", "input_sha256", "load_decision",
            "record_sha256"]
 
@@ -204,6 +204,26 @@ class AttemptRow(_Part):
     detail: str
 
 
+class CVaRMethod(OmitUnset, _Part):
+    """How one ``cvar`` constraint's scenarios entered the solve."""
+
+    constraint: str
+    """The constraint's label."""
+    method: Literal["full", "aggregated"]
+    """``full``: the Rockafellar-Uryasev LP inside the compiled program (a variable and a row per
+    scenario); ``aggregated``: out of it, as groups of scenarios refined until the bound was exact at the
+    answer (:mod:`bondfolio.solver.cvar_cuts`)."""
+    scenarios: int
+    master_solves: int | None = None
+    """Aggregated: how many times the master program (the compiled program plus the group rows) was solved."""
+    groups: int | None = None
+    """Aggregated: groups of scenarios (rows) in the last master."""
+    gap: float | None = None
+    """Aggregated: the answer's CVaR (by sorting) minus the master's bound on it, fraction of NAV; at most
+    :data:`~bondfolio.solver.cvar_cuts.GAP` unless the partition was exact."""
+    omit_when_none = ("master_solves", "groups", "gap")
+
+
 class SolverReport(OmitUnset, _Part):
     name: str
     status: str
@@ -213,7 +233,10 @@ class SolverReport(OmitUnset, _Part):
     order_from: str | None = None
     """Where the order came from: ``"policy"`` (its ``[solver] order``) or ``"shape: ..."`` (chosen by the
     program's shape; records written before the choice by shape have no such field)."""
-    omit_when_none = ("order_from",)
+    cvar: list[CVaRMethod] | None = None
+    """How each ``cvar`` constraint's scenarios were solved (records written before the aggregated method
+    have no such field: their ``cvar`` constraints were all solved in ``full``)."""
+    omit_when_none = ("order_from", "cvar")
     attempts: list[AttemptRow]
     options: dict[str, Any]
 

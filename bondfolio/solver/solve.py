@@ -68,6 +68,7 @@ class Solvable(Protocol):
     vars: Vars
     problem: cp.Problem
     build_seconds: float
+    partitions: dict[str, np.ndarray]
 
     def check(self, point: Point) -> list[RowResult]: ...
 
@@ -115,6 +116,12 @@ class Solution:
     """The solvers tried, in order (see :func:`solver_order`)."""
     order_from: str = "policy"
     """Where that order came from: ``"policy"`` or ``"shape: ..."``."""
+    scenarios: list[dict[str, Any]] = field(default_factory=list)
+    """Per ``cvar`` constraint solved by aggregated scenarios: master solves, groups, the bound's gap
+    (:meth:`bondfolio.solver.cvar_cuts.Block.report`)."""
+    multipliers: dict[str, np.ndarray] = field(default_factory=dict)
+    """Multipliers of rows kept out of the compiled program, by ``"<family label>:<part>"`` as in
+    :attr:`~bondfolio.constraints.variables.Vars.named` (the scenarios' tail rows)."""
 
     @property
     def max_violation(self) -> float:
@@ -172,6 +179,11 @@ def solve_once(program: Solvable, reuse: bool = False) -> Solution:
     SolverError
         No solver in the order produced an answer.
     """
+    from bondfolio.solver.cvar_cuts import blocks_of
+
+    blocks = blocks_of(program)
+    if blocks:
+        return _solve_aggregated(program, blocks, reuse)
     settings = program.policy.solver
     attempts: list[Attempt] = []
     installed = _installed_solvers()
@@ -217,8 +229,7 @@ def solve_once(program: Solvable, reuse: bool = False) -> Solution:
         if status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE) or program.vars.w.value is None:
             attempts.append(Attempt(name, status, False, seconds, "no solution returned"))
             continue
-        margin = float(np.asarray(program.vars.margin.value)) if program.vars.has_margin else 0.0
-        point = Point(np.array(program.vars.w.value, dtype=float), float(np.asarray(program.vars.cash.value)), margin)
+        point = _point(program)
         checks = program.check(point)
         worst = max((r.violation for r in checks), default=0.0)
         if worst > settings.check_tolerance:
@@ -246,23 +257,112 @@ def solve_once(program: Solvable, reuse: bool = False) -> Solution:
             order=order,
             order_from=order_from,
         )
+    raise _no_answer(program, attempts, failed_check, infeasible_inaccurate)
+
+
+def _point(program: Solvable) -> Point:
+    """The allocation the program's variables hold after a solve."""
+    margin = float(np.asarray(program.vars.margin.value)) if program.vars.has_margin else 0.0
+    return Point(np.array(program.vars.w.value, dtype=float), float(np.asarray(program.vars.cash.value)), margin)
+
+
+def _no_answer(program: Solvable, attempts: list[Attempt], failed_check: list[RowResult],
+               infeasible_inaccurate: bool) -> Exception:
+    """The error when no solver of the order gave a verified allocation."""
     summary = "; ".join(f"{a.solver}: {a.status}" + (f" ({a.detail})" if a.detail else "") for a in attempts)
     if failed_check:
         worst_row = max(failed_check, key=lambda r: r.violation)
-        raise CheckFailedError(
+        return CheckFailedError(
             f"policy '{program.policy.name}': every solver's answer violated a constraint; worst: "
             f"{worst_row.constraint}[{worst_row.row}] = {worst_row.value:.10g} outside "
             f"[{worst_row.lower:.10g}, {worst_row.upper:.10g}]. Attempts: {summary}",
             [a.to_dict() for a in attempts],
         )
     if infeasible_inaccurate:
-        raise InfeasibleError(
+        return InfeasibleError(
             f"policy '{program.policy.name}' appears infeasible (solvers returned inaccurate infeasibility "
             f"certificates: {summary}): loosen the tightest constraints",
             policy=program.policy.name,
         )
-    raise SolverError(f"policy '{program.policy.name}': no solver produced an allocation. Attempts: {summary}",
-                      [a.to_dict() for a in attempts])
+    return SolverError(f"policy '{program.policy.name}': no solver produced an allocation. Attempts: {summary}",
+                       [a.to_dict() for a in attempts])
+
+
+def _solve_aggregated(program: Solvable, blocks: list[Any], reuse: bool) -> Solution:
+    """:func:`solve_once` for a program with ``cvar`` scenario blocks kept out of it: each solver of the
+    order in turn runs the aggregated-scenario loop (:mod:`bondfolio.solver.cvar_cuts`; HiGHS on a linear
+    program as one live model, anything else through cvxpy), and its answer must pass the same
+    independent check."""
+    from bondfolio.solver.cvar_cuts import CvxpyMaster, HighsMaster, Infeasible, Master, Unbounded, run_loop
+
+    settings = program.policy.solver
+    order, order_from = solver_order(program)
+    installed = _installed_solvers()
+    attempts: list[Attempt] = []
+    failed_check: list[RowResult] = []
+    linear = program.problem.is_lp()
+    for name in order:
+        if name not in installed:
+            attempts.append(Attempt(name, "not_installed", False, 0.0, "solver is not installed"))
+            continue
+        options = SOLVER_OPTIONS.get(name, {})
+        start = time.perf_counter()
+        master: Master
+        try:
+            if name == "HIGHS" and linear:
+                silence_highs_banner()
+                master = HighsMaster(program, blocks, reuse, options)
+            else:
+                master = CvxpyMaster(program, blocks, name, options)
+            answer = run_loop(master, blocks, program.policy.name, program.partitions)
+            if isinstance(master, HighsMaster):
+                master.unpack()
+        except Infeasible:
+            attempts.append(Attempt(name, cp.INFEASIBLE, False, time.perf_counter() - start, "aggregated scenarios"))
+            raise InfeasibleError(_infeasible_message(program, name) + " (the aggregated scenarios' master "
+                                  "program, a relaxation of the full one, is already infeasible)",
+                                  policy=program.policy.name) from None
+        except Unbounded:
+            attempts.append(Attempt(name, cp.UNBOUNDED, False, time.perf_counter() - start, "aggregated scenarios"))
+            raise UnboundedError(_unbounded_message(program), [a.to_dict() for a in attempts]) from None
+        except (SolverError, cp.error.SolverError) as exc:
+            attempts.append(Attempt(name, "error", False, time.perf_counter() - start, str(exc)[:300]))
+            continue
+        seconds = time.perf_counter() - start
+        point = _point(program)
+        checks = program.check(point)
+        worst = max((r.violation for r in checks), default=0.0)
+        detail = "aggregated scenarios: " + "; ".join(
+            f"{b.label}: {b.solves} master solves, {b.groups} groups of {b.probability.size} scenarios" for b in blocks)
+        if worst > settings.check_tolerance:
+            failed_check = checks
+            attempts.append(Attempt(name, cp.OPTIMAL, False, seconds, f"{detail}; independent check failed: "
+                                    f"largest violation {worst:.3g} > {settings.check_tolerance:g}"))
+            continue
+        status = cp.OPTIMAL_INACCURATE if master.inaccurate else cp.OPTIMAL
+        attempts.append(Attempt(name, status, True, seconds, detail))
+        problem = master.problem
+        assert problem is not None and problem.value is not None
+        stats = problem.solver_stats
+        return Solution(
+            point=point,
+            solver=name,
+            status=status,
+            inaccurate=master.inaccurate,
+            objective=float(problem.value) / OBJECTIVE_SCALE,
+            attempts=attempts,
+            checks=checks,
+            duals=[comp.duals(OBJECTIVE_SCALE) for comp in program.compiled],
+            compile_seconds=program.build_seconds,
+            solve_seconds=seconds,
+            solver_seconds=None if stats is None or stats.solve_time is None else float(stats.solve_time),
+            options={"ignore_dpp": not reuse, "objective_scale": OBJECTIVE_SCALE, **options},
+            order=order,
+            order_from=order_from,
+            scenarios=[b.report() for b in blocks],
+            multipliers={f"{b.label}:tail": b.multipliers(d) for b, d in zip(blocks, answer.duals, strict=True)},
+        )
+    raise _no_answer(program, attempts, failed_check, False)
 
 
 def _infeasible_message(program: Solvable, solver: str) -> str:
