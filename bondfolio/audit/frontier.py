@@ -56,6 +56,8 @@ class Frontier:
     """Why the sweep is not on the path (when it is not)."""
     breakpoints: int = 0
     """Active-set changes the path crossed."""
+    weights: pd.DataFrame | None = None
+    """The allocations, one row per row of :attr:`frame` (columns: opportunity ids, fractions of NAV)."""
 
     def to_csv(self) -> str:
         buf = io.StringIO()
@@ -122,9 +124,10 @@ def frontier(snapshot: SnapshotLike, policy: PolicyLike, holdings: HoldingsLike 
     sweep.run(grid)
     frame = pd.DataFrame([sweep.rows[g] for g in grid])
     frame.insert(1, "is_policy", np.isclose(frame["risk_aversion"], own, rtol=0, atol=0))
+    weights = pd.DataFrame(np.array([sweep.weights[g] for g in grid]), columns=pd.Index(u.ids, name="id"))
     return Frontier(frame, pol.name, own, time.perf_counter() - start, program.build_seconds,
                     method=sweep.method, path_unavailable=sweep.unavailable,
-                    breakpoints=0 if sweep.path is None else sweep.path.steps)
+                    breakpoints=0 if sweep.path is None else sweep.path.steps, weights=weights)
 
 
 class _Sweep:
@@ -134,6 +137,7 @@ class _Sweep:
         self.inputs = inputs
         self.program = program
         self.rows: dict[float, dict[str, Any]] = {}
+        self.weights: dict[float, np.ndarray] = {}
         self.unavailable: str | None = None
         self.path: SolutionPath | None = None
         try:
@@ -185,6 +189,7 @@ class _Sweep:
                        attempts=[], checks=[], duals=[], compile_seconds=program.build_seconds, solve_seconds=0.0,
                        solver_seconds=None)
         m = Decision(inputs.snapshot, program.policy, inputs.holdings, program, sol).metrics
+        self.weights[gamma] = point.w
         self.rows[gamma] = {"risk_aversion": gamma, "expected_apy": m["expected_apy"], "volatility": m["volatility"],
                             "duration": m["duration"], "expected_failure_loss": m["expected_failure_loss"],
                             "objective": m["objective"], "cash_weight": m["cash_weight"], "turnover": m["turnover"],

@@ -72,7 +72,7 @@ __all__ = ["METHOD", "PathPoint", "PathUnavailable", "SolutionPath"]
 METHOD = "PATH"
 
 #: Changes of the working set absorbed as borders before the base KKT matrix is refactored.
-MAX_BORDER = 48
+MAX_BORDER = 64
 
 #: Regularization of the KKT matrix, relative to its scale (see the module docstring).
 EPS = 1e-10
@@ -231,13 +231,27 @@ def _merge_opposite_rows(Ai: Any, bi: np.ndarray, Ae: Any, be: np.ndarray) -> tu
     return Ai[keep], bi[keep], Ae, be
 
 
+class _Factor:
+    """A sparse LU of ``K`` eliminated in a given symmetric order (threshold pivoting toward the diagonal)."""
+
+    def __init__(self, K: Any, order: np.ndarray) -> None:
+        self.order = order
+        Kp = sp.csc_matrix(K[order][:, order])
+        self.lu = spla.splu(Kp, permc_spec="NATURAL", diag_pivot_thresh=1e-3, options={"SymmetricMode": True})
+        self.inverse = np.empty_like(order)
+        self.inverse[order] = np.arange(order.size)
+
+    def solve(self, b: np.ndarray) -> np.ndarray:
+        return self.lu.solve(b[self.order])[self.inverse]
+
+
 class _Kkt:
     """The regularized KKT matrix of a working set: a base LU plus bordered Schur updates.
 
     The base is the matrix of working set ``W0``; a row added since is a border ``[a_i; 0]`` (its
     multiplier the border's unknown), a base row dropped since a border ``e_j`` that pins its
     multiplier to 0. With ``G = K0^{-1} V`` and ``S = V' G + D`` a solve is ``z0 = K0^{-1} r``,
-    ``omega = S^{-1} (V' z0 - s)``, ``z = z0 - G omega``.
+    ``omega = S^{-1} (V' z0 - s)``, ``z = z0 - G omega``; ``S^{-1}`` is kept up to date by bordering.
     """
 
     def __init__(self, q: _Canonical, eps: np.ndarray, delta: float) -> None:
@@ -249,6 +263,7 @@ class _Kkt:
         Ai = sp.csr_matrix(q.Ai)
         self.indptr, self.indices, self.data = Ai.indptr, Ai.indices, Ai.data
         self.factorizations = 0
+        self._full_order: np.ndarray | None = None
 
     def refactor(self, W: np.ndarray, t: float) -> None:
         """Factor the matrix of working set ``W``, its rows scaled by ``s = max(1, t)``: the multipliers
@@ -257,124 +272,165 @@ class _Kkt:
         self.s = s = max(1.0, float(t)) if math.isfinite(t) else 1.0
         self.W = W.copy()
         self.base = np.flatnonzero(W)
+        self.base_on = np.ones(self.base.size, dtype=bool)
         self.pos = np.full(q.Ai.shape[0], -1)
         self.pos[self.base] = np.arange(self.base.size)
         C = s * sp.vstack([q.Ae, q.Ai[self.base]]).tocsc()
         m = C.shape[0]
         K = sp.bmat([[self.Heps, C.T], [C, -self.delta * sp.eye(m)]], format="csc")
         self.N = n + m
-        self.lu = spla.splu(K, permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=1e-3, options={"SymmetricMode": True})
+        self.lu = _Factor(K, self._order(np.concatenate([np.arange(n + me), n + me + self.base])))
         self.factorizations += 1
         self.z0 = self.lu.solve(np.column_stack([np.concatenate([np.zeros(n), s * q.be, s * q.bi[self.base]]),
                                                  np.concatenate([-q.c, np.zeros(m)])]))
         self.G = np.zeros((self.N, MAX_BORDER), order="F")
-        self.S = np.zeros((MAX_BORDER, MAX_BORDER))
+        self.Sinv = np.zeros((MAX_BORDER, MAX_BORDER))
+        self.VX = np.zeros((MAX_BORDER, n))  # the x-part of each border (an added row's coefficients, scaled)
+        self.vpos = np.zeros(MAX_BORDER, dtype=int)  # a dropped row's multiplier slot (-1: an added row)
         self.kinds = np.zeros(MAX_BORDER, dtype=bool)  # True: an added row
         self.rows = np.zeros(MAX_BORDER, dtype=int)
         self.rhs = np.zeros((MAX_BORDER, 2))  # V' z0 - s for the u and v right-hand sides
         self.p = 0
 
+    def _order(self, keep: np.ndarray) -> np.ndarray:
+        """A fill-reducing elimination order of the working set's matrix: the minimum-degree order of the
+        matrix with every row (computed once), restricted to the rows kept (a subgraph eliminated in
+        the induced order fills no more than the whole graph did)."""
+        if self._full_order is None:
+            q = self.q
+            C = sp.vstack([q.Ae, q.Ai]).tocsc()
+            pattern = sp.bmat([[self.Heps, C.T], [C, sp.eye(C.shape[0])]], format="csc")
+            pattern.data[:] = 1.0
+            pattern = pattern + sp.eye(pattern.shape[0]) * pattern.shape[0]  # diagonally dominant: no pivoting
+            lu = spla.splu(sp.csc_matrix(pattern), permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0,
+                           options={"SymmetricMode": True})
+            self._full_order = np.argsort(lu.perm_c)
+        where = np.full(self._full_order.size, -1)
+        where[keep] = np.arange(keep.size)
+        order = where[self._full_order]
+        return order[order >= 0]
+
     @property
     def full(self) -> bool:
         return self.p >= MAX_BORDER
 
-    def _row(self, row: int) -> tuple[np.ndarray, np.ndarray]:
-        lo, hi = self.indptr[row], self.indptr[row + 1]
-        return self.indices[lo:hi], self.data[lo:hi]
-
-    def _vt(self, y: np.ndarray, upto: int | None = None) -> np.ndarray:
-        """``V' y`` over the first ``upto`` border columns (``y`` of shape (N,) or (N, j))."""
-        p = self.p if upto is None else upto
-        out = np.empty((p,) + y.shape[1:])
-        for k in range(p):
-            row = self.rows[k]
-            if self.kinds[k]:
-                idx, val = self._row(row)
-                out[k] = self.s * (val @ y[idx])
-            else:
-                out[k] = y[self.n + self.me + self.pos[row]]
+    def _vt(self, y: np.ndarray) -> np.ndarray:
+        """``V' y`` over the border columns (``y`` of shape (N,))."""
+        p = self.p
+        out = self.VX[:p] @ y[: self.n]
+        drop = ~self.kinds[:p]
+        if drop.any():
+            out[drop] = y[self.vpos[:p][drop]]
         return out
 
-    def add(self, row: int) -> None:
-        """Row ``row`` joins the working set."""
+    def add(self, row: int) -> bool:
+        """Row ``row`` joins the working set; False when the bordered matrix would be singular (refactor)."""
         self.W[row] = True
         if self.pos[row] >= 0:  # a base row dropped earlier: remove that border
-            self._remove(row, added=False)
-        else:
-            self._append(row, added=True)
+            self.base_on[self.pos[row]] = True
+            return self._remove(row, added=False)
+        return self._append(row, added=True)
 
-    def drop(self, row: int) -> None:
-        """Row ``row`` leaves the working set."""
+    def drop(self, row: int) -> bool:
+        """Row ``row`` leaves the working set; False as for :meth:`add`."""
         self.W[row] = False
         if self.pos[row] >= 0:
-            self._append(row, added=False)
-        else:
-            self._remove(row, added=True)
+            self.base_on[self.pos[row]] = False
+            return self._append(row, added=False)
+        return self._remove(row, added=True)
 
-    def _append(self, row: int, added: bool) -> None:
-        p = self.p
+    def _append(self, row: int, added: bool) -> bool:
+        p, n = self.p, self.n
         g = np.zeros(self.N)
+        self.VX[p] = 0.0
         if added:
-            idx, val = self._row(row)
-            g[idx] = self.s * val
+            lo, hi = self.indptr[row], self.indptr[row + 1]
+            idx, val = self.indices[lo:hi], self.s * self.data[lo:hi]
+            g[idx] = val
+            self.VX[p, idx] = val
+            self.vpos[p] = -1
+            z_row = val @ self.z0[idx]
+            self.rhs[p] = z_row - np.array([self.s * self.q.bi[row], 0.0])
         else:
-            g[self.n + self.me + self.pos[row]] = 1.0
+            slot = n + self.me + self.pos[row]
+            g[slot] = 1.0
+            self.vpos[p] = slot
+            self.rhs[p] = self.z0[slot]
         col = self.lu.solve(g)
         self.G[:, p] = col
         self.kinds[p], self.rows[p] = added, row
         self.p = p + 1
         vt = self._vt(col)
-        self.S[:p, p] = self.S[p, :p] = vt[:p]
-        self.S[p, p] = vt[p] + (self.delta if added else 0.0)
-        # V_p' z0 is g' z0 (the matrix is symmetric, so g' K0^-1 r = col' r)
-        self.rhs[p] = g @ self.z0 - (np.array([self.s * self.q.bi[row], 0.0]) if added else 0.0)
+        b, d = vt[:p], vt[p] + (self.delta if added else 0.0)
+        Sinv = self.Sinv
+        u = Sinv[:p, :p] @ b
+        sigma = d - b @ u
+        if not abs(sigma) > 1e-12 * (abs(d) + float(np.abs(b).max(initial=0.0)) + 1e-300):
+            return False
+        Sinv[:p, :p] += np.outer(u, u) / sigma
+        Sinv[:p, p] = Sinv[p, :p] = -u / sigma
+        Sinv[p, p] = 1.0 / sigma
+        return True
 
-    def _remove(self, row: int, added: bool) -> None:
+    def _remove(self, row: int, added: bool) -> bool:
         p = self.p
         k = int(np.flatnonzero((self.rows[:p] == row) & (self.kinds[:p] == added))[0])
         last = p - 1
+        Sinv = self.Sinv
         if k != last:
-            self.G[:, k] = self.G[:, last]
-            self.S[[k, last]] = self.S[[last, k]]
-            self.S[:, [k, last]] = self.S[:, [last, k]]
-            self.rhs[k] = self.rhs[last]
-            self.kinds[k], self.rows[k] = self.kinds[last], self.rows[last]
+            for arr in (self.G,):
+                arr[:, [k, last]] = arr[:, [last, k]]
+            for arr in (self.VX, self.rhs, self.vpos, self.kinds, self.rows):
+                arr[[k, last]] = arr[[last, k]]
+            Sinv[[k, last], :p] = Sinv[[last, k], :p]
+            Sinv[:p, [k, last]] = Sinv[:p, [last, k]]
+        g = Sinv[last, last]
+        if g == 0:
+            return False
+        f = Sinv[:last, last].copy()
+        Sinv[:last, :last] -= np.outer(f, f) / g
         self.p = last
+        return True
 
-    def _finish(self, z0: np.ndarray, vt_minus_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(z, omega)`` from a base solution and ``V' z0 - s``."""
+    def bordered(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(z, omega)`` of the piece: ``z`` (N x 2) the base unknowns, ``omega`` (p x 2) the borders'."""
         p = self.p
         if not p:
-            return z0, np.zeros((0,) + z0.shape[1:])
-        omega = np.linalg.solve(self.S[:p, :p], vt_minus_s)
-        return z0 - self.G[:, :p] @ omega, omega
+            return self.z0, np.zeros((0, 2))
+        omega = self.Sinv[:p, :p] @ self.rhs[:p]
+        return self.z0 - self.G[:, :p] @ omega, omega
 
-    def _split(self, z: np.ndarray, omega: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """``(x, equality multipliers, active rows, their multipliers)`` from a bordered solution."""
-        n, me, p = self.n, self.me, self.p
-        keep = self.W[self.base]
-        added = self.kinds[:p]
-        active = np.concatenate([self.base[keep], self.rows[:p][added]])
-        lam = self.s * np.concatenate([z[n + me:][keep], omega[added]])
-        return z[:n], self.s * z[n:n + me], active, lam
+    def active(self) -> np.ndarray:
+        """The active rows, in the order :meth:`multipliers` gives their multipliers."""
+        p = self.p
+        return np.concatenate([self.base[self.base_on], self.rows[:p][self.kinds[:p]]])
+
+    def multipliers(self, z: np.ndarray, omega: np.ndarray) -> np.ndarray:
+        """The active rows' multipliers (t-form) from a bordered solution (any trailing shape)."""
+        p = self.p
+        return self.s * np.concatenate([z[self.n + self.me:][self.base_on], omega[: p][self.kinds[:p]]])
 
     def pair(self) -> tuple[np.ndarray, tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:
         """``(active rows, (x_u, mu_u, lam_u), (x_v, mu_v, lam_v))``: the piece ``u + t v``."""
-        z, omega = self._finish(self.z0, self.rhs[: self.p])
-        xu, mu_u, active, lu = self._split(z[:, 0], omega[:, 0] if self.p else np.zeros(0))
-        xv, mu_v, _, lv = self._split(z[:, 1], omega[:, 1] if self.p else np.zeros(0))
-        return active, (xu, mu_u, lu), (xv, mu_v, lv)
+        z, omega = self.bordered()
+        lam = self.multipliers(z, omega)
+        mu = self.s * z[self.n:self.n + self.me]
+        return self.active(), (z[: self.n, 0], mu[:, 0], lam[:, 0]), (z[: self.n, 1], mu[:, 1], lam[:, 1])
 
-    def solve(self, rx: np.ndarray, re: np.ndarray, ractive: dict[int, float]) -> tuple[np.ndarray, ...]:
+    def solve(self, rx: np.ndarray, re: np.ndarray, ractive: np.ndarray) -> tuple[np.ndarray, ...]:
         """The bordered (regularized) system with right-hand side ``rx`` (stationarity), ``re``
-        (equalities) and ``ractive`` (active rows by index); returns ``(x, mu, active, lam)``."""
-        rb = np.array([ractive.get(int(r), 0.0) if self.W[r] else 0.0 for r in self.base])
+        (equalities) and ``ractive`` (the active rows, in :meth:`active` order); returns
+        ``(x, mu, lam)`` with ``lam`` in the same order."""
+        nb = int(self.base_on.sum())
+        rb = np.zeros(self.base.size)
+        rb[self.base_on] = ractive[:nb]
         z0 = self.lu.solve(np.concatenate([rx, self.s * re, self.s * rb]))
         p = self.p
-        s = self.s * np.array([ractive[int(r)] if k else 0.0
-                               for k, r in zip(self.kinds[:p], self.rows[:p], strict=True)])
-        z, omega = self._finish(z0, self._vt(z0) - s)
-        return self._split(z, omega)
+        s = np.zeros(p)
+        s[self.kinds[:p]] = self.s * ractive[nb:]
+        omega = self.Sinv[:p, :p] @ (self._vt(z0) - s) if p else np.zeros(0)
+        z = z0 - self.G[:, :p] @ omega if p else z0
+        return z[: self.n], self.s * z[self.n:self.n + self.me], self.multipliers(z, omega)
 
 
 class SolutionPath:
@@ -457,58 +513,58 @@ class SolutionPath:
 
     # ------------------------------------------------------------------ following
     def _follow(self, t_target: float, cap: bool) -> tuple[bool, int]:
-        """Move from ``self.t`` to ``t_target`` (either way; ``inf``: past the last breakpoint) through
-        every breakpoint. With ``cap``, stop where the variance crosses the volatility cap (growing with
-        ``t``, falling against it). Returns ``(stopped at the cap, breakpoints crossed)``."""
-        q = self.q
+        """Move from ``self.t`` to ``t_target`` (either way) through every breakpoint. With ``cap``, stop
+        where the variance crosses the volatility cap (growing with ``t``, falling against it).
+        Returns ``(stopped at the cap, breakpoints crossed)``."""
+        q, kkt = self.q, self.kkt
         t = self.t
         if t_target == t:
             return False, 0
         direction = 1.0 if t_target > t else -1.0
         limit = None if self.sigma is None or not cap else OBJECTIVE_SCALE * self.sigma**2
+        rhs = np.column_stack([q.bi, np.zeros_like(q.bi)])
         steps = 0
         while True:
-            active, (xu, _, lu), (xv, _, lv) = self.kkt.pair()
-            ru = q.Ai @ xu - q.bi
-            rv = q.Ai @ xv
-            best, event = t_target, None
-            span = abs(t_target - t)
-
-            def nearest(values: np.ndarray, slopes: np.ndarray, mask: np.ndarray) -> tuple[float, int] | None:
-                idx = np.flatnonzero(mask)
-                if not idx.size:
-                    return None
-                ahead = np.maximum((-values[idx] / slopes[idx] - t) * direction, 0.0)
+            z, omega = kkt.bordered()
+            X = z[: self.n]
+            R = q.Ai @ X - rhs  # row residuals of the piece: R[:, 0] + t R[:, 1]
+            lam = kkt.multipliers(z, omega)
+            span, event = abs(t_target - t), None
+            rv = R[:, 1] * direction
+            moving = ~kkt.W & (rv > 1e-12 * float(np.abs(X[:, 1]).max(initial=0.0)))
+            if moving.any():
+                ahead = np.full(rv.shape, math.inf)
+                np.divide(-R[:, 0] - t * R[:, 1], rv, out=ahead, where=moving)
                 k = int(np.argmin(ahead))
-                return float(ahead[k]), int(idx[k])
-
-            tol_x = 1e-12 * float(np.abs(xv).max(initial=0.0))
-            hit = nearest(ru, rv, ~self.kkt.W & (rv * direction > tol_x))
-            if hit is not None and hit[0] < span:
-                span, best, event = hit[0], t + direction * hit[0], ("add", hit[1])
-            tol_l = 1e-12 * float(np.abs(lv).max(initial=0.0))
-            hit = nearest(lu, lv, lv * direction < -tol_l)
-            if hit is not None and hit[0] < span:
-                span, best, event = hit[0], t + direction * hit[0], ("drop", int(active[hit[1]]))
+                if ahead[k] < span:
+                    span, event = max(float(ahead[k]), 0.0), ("add", k)
+            lv = lam[:, 1] * direction
+            falling = lv < -1e-12 * float(np.abs(lam[:, 1]).max(initial=0.0))
+            if falling.any():
+                ahead = np.full(lv.shape, math.inf)
+                np.divide(lam[:, 0] + t * lam[:, 1], -lv, out=ahead, where=falling)
+                k = int(np.argmin(ahead))
+                if ahead[k] < span:
+                    span, event = max(float(ahead[k]), 0.0), ("drop", int(kkt.active()[k]))
+            best = t + direction * span if event is not None else t_target
             if limit is not None:
-                stop = self._cap_crossing(xu, xv, t, best, direction, limit)
+                stop = self._cap_crossing(X[:, 0], X[:, 1], t, best, direction, limit)
                 if stop is not None:
                     self.t = stop
                     self.steps += steps
                     return True, steps
             if event is None:
-                self.t = best if math.isfinite(best) else t
+                self.t = t_target
                 self.steps += steps
                 return False, steps
             t = best
             kind, row = event
-            s = self.kkt.s
-            if self.kkt.full or (math.isfinite(t) and (t > 1e3 * s or (s > 1.0 and t < s / 1e3))):
-                self.kkt.refactor(self.kkt.W, t)
-            if kind == "add":
-                self.kkt.add(row)
-            else:
-                self.kkt.drop(row)
+            s = kkt.s
+            if kkt.full or (t > 1e3 * s or (s > 1.0 and t < s / 1e3)):
+                kkt.refactor(kkt.W, t)
+            ok = kkt.add(row) if kind == "add" else kkt.drop(row)
+            if not ok:
+                kkt.refactor(kkt.W, t)
             steps += 1
             if self.steps + steps > MAX_STEPS:
                 raise SolverError(f"the path crossed more than {MAX_STEPS} breakpoints: solve each point on its own",
@@ -569,10 +625,8 @@ class SolutionPath:
                 break
             # the regularized matrix is in the t-form (multipliers t * lam): scale the correction back
             s = t if math.isfinite(t) and t > 0 else 1.0
-            dx, dmu, act, dlam = kkt.solve(rx * s, re, dict(zip(active.tolist(), ra.tolist(), strict=True)))
-            order = {int(r): k for k, r in enumerate(act)}
-            perm = np.array([order[int(r)] for r in active], dtype=int)
-            x, mu, lam = x + dx, mu + dmu / s, lam + dlam[perm] / s
+            dx, dmu, dlam = kkt.solve(rx * s, re, ra)
+            x, mu, lam = x + dx, mu + dmu / s, lam + dlam / s
         return x, mu, active, lam
 
     def _certificate(self, x: np.ndarray, mu: np.ndarray, active: np.ndarray, lam: np.ndarray,
