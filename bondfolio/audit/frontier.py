@@ -154,13 +154,12 @@ class _Sweep:
         if not todo:
             return
         found: dict[float, PathPoint] = {}
-        if self.path is not None:
-            own = self.program.policy.objective.risk_aversion
-            begin = own if own > 0 else max(todo) if max(todo) > 0 else None
+        own = self.program.policy.objective.risk_aversion
+        positive = sorted(g for g in todo if g > 0)
+        begin = own if own > 0 else positive[len(positive) // 2] if positive else None
+        if self.path is not None and (begin is not None or self.path.started):
             try:
-                if begin is None:
-                    raise PathUnavailable("no positive risk aversion to start the path from")
-                found = self.path.points(todo, start=begin)
+                found = self.path.points(todo, start=begin or 0.0)
             except (PathUnavailable, SolverError) as exc:
                 self.unavailable = str(exc)
                 self.path = None
@@ -175,8 +174,10 @@ class _Sweep:
                               p.breakpoints)
                     continue
                 why = (f"path point failed (check {violation:.2g}, KKT residual {residual:.2g}): solved cold")
+            elif self.path is None:
+                why = "cold solve"
             else:
-                why = "cold solve" if self.path is None else "not on the path: solved cold"
+                why = "cold solve (the path starts at a positive risk aversion)"
             self.program.update(risk_aversion=gamma)
             sol = self.program.solve(reuse=False)
             self._row(gamma, sol.point, sol.objective, sol.solver, sol.status, sol.max_violation, math.nan, why, 0)

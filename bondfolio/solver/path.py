@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -456,6 +456,10 @@ class SolutionPath:
         self.start_seconds = 0.0
         self.start_solver_seconds = 0.0
 
+    @property
+    def started(self) -> bool:
+        return math.isfinite(self.t)
+
     @classmethod
     def from_program(cls, program: Program) -> SolutionPath:
         """The path of ``program``'s policy; raises :class:`PathUnavailable` when it has none."""
@@ -606,27 +610,20 @@ class SolutionPath:
         """``(x, mu, active, lam)`` at ``self.t`` in the risk-aversion form (multipliers of
         ``gamma x'Hx/2 + c'x``), refined to exact row equalities."""
         t = self.t
+        gamma = 1.0 / t
         active, (xu, mu_u, lu), (xv, mu_v, lv) = self.kkt.pair()
-        if math.isfinite(t):
-            gamma = 1.0 / t
-            x, mu, lam = xu + t * xv, gamma * mu_u + mu_v, gamma * lu + lv
-        else:
-            gamma = 0.0
-            if np.abs(xv).max(initial=0.0) > 1e-9 * (1.0 + np.abs(xu).max(initial=0.0)):
-                raise SolverError("the path does not settle at risk aversion 0 (the linear program moves without "
-                                  "bound): solve that point on its own", [])
-            x, mu, lam = xu, mu_v, lv
+        x, mu, lam = xu + t * xv, gamma * mu_u + mu_v, gamma * lu + lv
         q, kkt = self.q, self.kkt
-        for _ in range(2 if gamma > 0 else 0):  # iterative refinement against the un-regularized rows
-            rx = -(gamma * (kkt.Heps @ x) + q.c + q.Ae.T @ mu + q.Ai[active].T @ lam)
+        Aw = q.Ai[active]
+        for _ in range(2):  # iterative refinement against the un-regularized rows
+            rx = -(gamma * (kkt.Heps @ x) + q.c + q.Ae.T @ mu + Aw.T @ lam)
             re = q.be - q.Ae @ x
-            ra = q.bi[active] - q.Ai[active] @ x
+            ra = q.bi[active] - Aw @ x
             if max(np.abs(re).max(initial=0.0), np.abs(ra).max(initial=0.0)) < 1e-14:
                 break
-            # the regularized matrix is in the t-form (multipliers t * lam): scale the correction back
-            s = t if math.isfinite(t) and t > 0 else 1.0
-            dx, dmu, dlam = kkt.solve(rx * s, re, ra)
-            x, mu, lam = x + dx, mu + dmu / s, lam + dlam / s
+            # the matrix is in the t-form (multipliers t * lam): scale the correction back
+            dx, dmu, dlam = kkt.solve(rx * t, re, ra)
+            x, mu, lam = x + dx, mu + dmu / t, lam + dlam / t
         return x, mu, active, lam
 
     def _certificate(self, x: np.ndarray, mu: np.ndarray, active: np.ndarray, lam: np.ndarray,
@@ -667,7 +664,7 @@ class SolutionPath:
         q = self.q
         steps = breakpoints
         for _ in range(8):
-            active, (xu, _, _), (xv, _, _) = self.kkt.pair()
+            _, (xu, _, _), (xv, _, _) = self.kkt.pair()
             x = xu + self.t * xv
             quad = float(x @ (q.H @ x))
             target = quad / (2 * LP_GAP * (1.0 + abs(float(q.c @ x))))
@@ -686,7 +683,7 @@ class SolutionPath:
     def points(self, risk_aversions: list[float], start: float) -> dict[float, PathPoint]:
         """The path's points at ``risk_aversions`` (each ``>= 0``). The first call solves once at
         ``start`` (> 0); later calls go on from where the last one stopped."""
-        if not math.isfinite(self.t):
+        if not self.started:
             self.start(start)
         t0 = self.t
         gammas = {1.0 / g if g > 0 else math.inf: float(g) for g in risk_aversions}

@@ -8,6 +8,7 @@ volatility cap, and on the bundled example (CVaR rows, a volatility cap).
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -87,8 +88,10 @@ def assert_matches_cold_solves(f: Frontier, snap: Any, pol: Any, holdings: Any, 
         gamma = float(row["risk_aversion"])
         program.update(risk_aversion=gamma)
         for tol in (1e-11, 1e-10, 1e-9):  # as tight as Clarabel reaches ("optimal", never "inaccurate")
-            program.problem.solve(solver="CLARABEL", ignore_dpp=True, **{**REFERENCE, "tol_gap_abs": tol,
-                                                                            "tol_gap_rel": tol, "tol_feas": tol})
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="Solution may be inaccurate")
+                program.problem.solve(solver="CLARABEL", ignore_dpp=True,
+                                      **{**REFERENCE, "tol_gap_abs": tol, "tol_gap_rel": tol, "tol_feas": tol})
             if program.problem.status == "optimal":
                 break
         assert program.problem.status == "optimal", (gamma, program.problem.status)
@@ -151,3 +154,13 @@ def test_a_policy_off_the_path_is_solved_cold_point_by_point_and_says_why() -> N
     assert f.path_unavailable is not None and "fixed costs" in f.path_unavailable
     assert (f.frame["method"] == "cold solve").all() and (f.frame["solver"] != METHOD).all()
     assert (f.frame["status"] == "optimal").all()
+
+
+def test_a_policy_without_risk_aversion_starts_the_path_inside_the_grid() -> None:
+    snap, pol, holdings = book(30, seed=7, vol_cap=None)
+    pol["objective"]["risk_aversion"] = 0.0
+    f = frontier(snap, pol, holdings, points=12)
+    frame = f.frame
+    assert frame["method"].iloc[0].startswith("cold solve") and frame["risk_aversion"].iloc[0] == 0.0
+    assert (frame["method"].iloc[1:] == "path").all()
+    assert_matches_cold_solves(f, snap, pol, holdings, every=2)
