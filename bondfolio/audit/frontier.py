@@ -1,9 +1,15 @@
-"""The efficient frontier: one compiled program, its risk aversion swept as a parameter.
+"""The efficient frontier: the policy's optimum as its risk aversion is swept.
 
-The program is compiled once with a DPP-compliant risk term (:meth:`Vars.risk_penalty`); every point
-only assigns ``risk_aversion`` and re-solves (no canonicalization). Every point is a full, verified
-solve of the policy (all constraints, the independent check), so each lies on the policy's frontier:
-the best risk-adjusted allocation the constraints allow for that risk aversion.
+The program is compiled once. When its objective is linear but for the risk term and its
+constraints are linear (plus hard volatility caps), the optimum is a piecewise-affine function of
+``t = 1 / risk_aversion`` and the sweep follows it exactly, breakpoint to breakpoint
+(:class:`bondfolio.solver.path.SolutionPath`: one cold solve to start, then one sparse KKT update
+per change of the active set); each point's solver is ``PATH``. Otherwise (fixed costs, rate
+impact, conic penalties) every point is a full cold solve of the policy's solver order, and the
+``solver`` column says which solver answered. Either way every point is checked independently
+(every row of every constraint in numpy, ``check_max_violation``) and must be optimal: a path
+point that fails its KKT certificate or the check is solved cold instead, and says so in
+``method``.
 
 The grid is ``0`` (the highest yield the constraints allow), then ``points - 2`` values spaced
 geometrically over ``[1e-2, 1e3] x gamma_c``, where ``gamma_c = (max apy - min apy) / sigma_0^2`` is
@@ -14,6 +20,7 @@ matches the yield spread, plus the policy's own risk aversion (the decision's po
 from __future__ import annotations
 
 import io
+import math
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -21,10 +28,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bondfolio.errors import InputError
+from bondfolio.constraints.variables import Point
+from bondfolio.errors import InputError, SolverError
 from bondfolio.solver.api import HoldingsLike, PolicyLike, SnapshotLike, load_inputs
 from bondfolio.solver.decision import Decision
-from bondfolio.solver.program import Program
+from bondfolio.solver.path import KKT_TOLERANCE, LP_GAP, METHOD, PathPoint, PathUnavailable, SolutionPath
+from bondfolio.solver.program import Program, Solution
 
 __all__ = ["Frontier", "frontier"]
 
@@ -41,6 +50,14 @@ class Frontier:
     policy_risk_aversion: float
     seconds: float
     compile_seconds: float
+    method: str = "path"
+    """``"path"`` (the solution path, see :mod:`bondfolio.solver.path`) or ``"cold solves"``."""
+    path_unavailable: str | None = None
+    """Why the sweep is not on the path (when it is not)."""
+    breakpoints: int = 0
+    """Active-set changes the path crossed."""
+    weights: pd.DataFrame | None = None
+    """The allocations, one row per row of :attr:`frame` (columns: opportunity ids, fractions of NAV)."""
 
     def to_csv(self) -> str:
         buf = io.StringIO()
@@ -92,34 +109,90 @@ def frontier(snapshot: SnapshotLike, policy: PolicyLike, holdings: HoldingsLike 
     u, pol = inputs.universe, inputs.policy
     program = Program(u, pol, with_risk=True)
     own = pol.objective.risk_aversion
-    rows: list[dict[str, Any]] = []
-
-    def point(gamma: float) -> None:
-        program.update(risk_aversion=gamma)
-        sol = program.solve(reuse=True)
-        m = Decision(inputs.snapshot, pol, inputs.holdings, program, sol).metrics
-        rows.append({"risk_aversion": gamma, "expected_apy": m["expected_apy"], "volatility": m["volatility"],
-                     "duration": m["duration"], "expected_failure_loss": m["expected_failure_loss"],
-                     "objective": m["objective"], "cash_weight": m["cash_weight"], "turnover": m["turnover"],
-                     "solver": sol.solver, "check_max_violation": sol.max_violation})
-
     if risk_aversions is not None:
         grid = sorted({float(g) for g in risk_aversions} | {own})
         if grid[0] < 0:
             raise InputError(f"frontier: risk aversions must be >= 0 (got {grid[0]})")
-    else:
-        point(0.0)
-        sigma0 = rows[0]["volatility"]
+    sweep = _Sweep(inputs, program)
+    if risk_aversions is None:
+        sweep.run([0.0, own])
+        sigma0 = sweep.rows[0.0]["volatility"]
         apy = np.asarray(u.apy)
         spread = max(float(apy.max() - apy.min()), 1e-4)
         gamma_c = spread / max(sigma0**2, 1e-10)
-        grid = sorted({*np.geomspace(SPAN[0] * gamma_c, SPAN[1] * gamma_c, points - 2).tolist(), own})
-    for gamma in grid:
-        if gamma == 0.0 and rows and rows[0]["risk_aversion"] == 0.0:
-            continue
-        point(gamma)
-    frame = pd.DataFrame(rows).sort_values("risk_aversion", kind="stable").reset_index(drop=True)
+        grid = sorted({0.0, *np.geomspace(SPAN[0] * gamma_c, SPAN[1] * gamma_c, points - 2).tolist(), own})
+    sweep.run(grid)
+    frame = pd.DataFrame([sweep.rows[g] for g in grid])
     frame.insert(1, "is_policy", np.isclose(frame["risk_aversion"], own, rtol=0, atol=0))
-    compile_seconds = program.build_seconds
-    return Frontier(frame, pol.name, own, time.perf_counter() - start, compile_seconds)
+    weights = pd.DataFrame(np.array([sweep.weights[g] for g in grid]), columns=pd.Index(u.ids, name="id"))
+    return Frontier(frame, pol.name, own, time.perf_counter() - start, program.build_seconds,
+                    method=sweep.method, path_unavailable=sweep.unavailable,
+                    breakpoints=0 if sweep.path is None else sweep.path.steps, weights=weights)
 
+
+class _Sweep:
+    """The points of one frontier, on the solution path when the program has one (else cold solves)."""
+
+    def __init__(self, inputs: Any, program: Program) -> None:
+        self.inputs = inputs
+        self.program = program
+        self.rows: dict[float, dict[str, Any]] = {}
+        self.weights: dict[float, np.ndarray] = {}
+        self.unavailable: str | None = None
+        self.path: SolutionPath | None = None
+        try:
+            self.path = SolutionPath.from_program(program)
+        except PathUnavailable as exc:
+            self.unavailable = str(exc)
+
+    @property
+    def method(self) -> str:
+        return "path" if self.path is not None else "cold solves"
+
+    def run(self, gammas: list[float]) -> None:
+        todo = [g for g in gammas if g not in self.rows]
+        if not todo:
+            return
+        found: dict[float, PathPoint] = {}
+        own = self.program.policy.objective.risk_aversion
+        positive = sorted(g for g in todo if g > 0)
+        begin = own if own > 0 else positive[len(positive) // 2] if positive else None
+        if self.path is not None and (begin is not None or self.path.started):
+            try:
+                found = self.path.points(todo, start=begin or 0.0)
+            except (PathUnavailable, SolverError) as exc:
+                self.unavailable = str(exc)
+                self.path = None
+        tol = self.program.policy.solver.check_tolerance
+        for gamma in todo:
+            p = found.get(gamma)
+            if p is not None:
+                violation = self.program.max_violation(p.point)
+                residual = max(v for k, v in p.kkt.items() if k != "lp_gap")
+                if violation <= tol and residual <= KKT_TOLERANCE and p.kkt.get("lp_gap", 0.0) <= LP_GAP * 10:
+                    self._row(gamma, p.point, p.objective, METHOD, "optimal", violation, residual, "path",
+                              p.breakpoints)
+                    continue
+                why = (f"path point failed (check {violation:.2g}, KKT residual {residual:.2g}): solved cold")
+            elif self.path is None:
+                why = "cold solve"
+            else:
+                why = "cold solve (the path starts at a positive risk aversion)"
+            self.program.update(risk_aversion=gamma)
+            sol = self.program.solve(reuse=False)
+            self._row(gamma, sol.point, sol.objective, sol.solver, sol.status, sol.max_violation, math.nan, why, 0)
+
+    def _row(self, gamma: float, point: Point, objective: float, solver: str, status: str, violation: float,
+             residual: float, method: str, breakpoints: int) -> None:
+        inputs, program = self.inputs, self.program
+        program.update(risk_aversion=gamma)
+        sol = Solution(point=point, solver=solver, status=status, inaccurate=False, objective=objective,
+                       attempts=[], checks=[], duals=[], compile_seconds=program.build_seconds, solve_seconds=0.0,
+                       solver_seconds=None)
+        m = Decision(inputs.snapshot, program.policy, inputs.holdings, program, sol).metrics
+        self.weights[gamma] = point.w
+        self.rows[gamma] = {"risk_aversion": gamma, "expected_apy": m["expected_apy"], "volatility": m["volatility"],
+                            "duration": m["duration"], "expected_failure_loss": m["expected_failure_loss"],
+                            "objective": m["objective"], "cash_weight": m["cash_weight"], "turnover": m["turnover"],
+                            "solver": solver, "status": status, "method": method, "check_max_violation": violation,
+                            "kkt_residual": residual, "breakpoints": breakpoints}

@@ -293,17 +293,20 @@ class Constraint(ConstraintSpec):
         compiled.bounds.update(_bound_arrays(rows, compiled.lower_idx, compiled.upper_idx, compiled.equality))
         compiled.rows = rows
 
-    def check(self, x: Point, u: Universe, rows: Rows | None = None) -> list[RowResult]:
-        """Evaluate every row on allocation ``x`` with numpy and compare with its bounds."""
-        rows = self.resolve(u) if rows is None else rows
+    def row_values(self, x: Point, u: Universe, rows: Rows) -> tuple[np.ndarray, np.ndarray]:
+        """Every row evaluated on allocation ``x`` with numpy, and how far each lies outside its bounds
+        (0 when satisfied): the independent check, without the per-row report objects."""
         values = np.reshape(np.asarray(self.evaluate(rows, x, u), dtype=float), -1)
         if values.shape != (len(rows.labels),):
             raise RuntimeError(
                 f"{type(self).__name__}.evaluate returned {values.shape}, expected {len(rows.labels)} rows"
             )
-        below = rows.lower - values
-        above = values - rows.upper
-        violation = np.maximum(np.maximum(below, above), 0.0)
+        return values, np.maximum(np.maximum(rows.lower - values, values - rows.upper), 0.0)
+
+    def check(self, x: Point, u: Universe, rows: Rows | None = None) -> list[RowResult]:
+        """Evaluate every row on allocation ``x`` with numpy and compare with its bounds."""
+        rows = self.resolve(u) if rows is None else rows
+        values, violation = self.row_values(x, u, rows)
         slack = np.minimum(values - rows.lower, rows.upper - values)
         label = self.label
         return [

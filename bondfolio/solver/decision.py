@@ -135,6 +135,18 @@ class Decision:
             })
         return rows
 
+    @cached_property
+    def _apy_after(self) -> np.ndarray:
+        """APY per opportunity after the trade: the snapshot's, or the exact curve's for rate-impact markets
+        (as in :meth:`to_frame`)."""
+        apy = np.array(self.universe.apy, dtype=float)
+        markets = (self.solution.rate_impact or {}).get("markets", [])
+        if markets:
+            index = {o.id: i for i, o in enumerate(self.snapshot.opportunities)}
+            for m in markets:
+                apy[index[m["id"]]] = m["apy_after"]
+        return apy
+
     @property
     def flow(self) -> dict[str, Any] | None:
         """The external cash flow when the policy's NAV is not what the holdings are worth (beyond the
@@ -157,7 +169,7 @@ class Decision:
         w = x.w
         variance = u.variance(w)
         dw = w - u.w0
-        apy = np.array([a["apy"] for a in self._allocation])  # after our trade, on the exact curves
+        apy = self._apy_after  # after our trade, on the exact curves
         expected = float(apy @ w + obj.cash_apy * x.cash)
         costs = {t.name: t.amount(x) if t.active else 0.0 for t in self.program.terms if t.sign < 0}
         objective = expected  # the incomes are the expected APY; then every cost term, in order

@@ -118,10 +118,14 @@ class Program:
         self.terms: list[Term] = objective_terms(u, policy, self.compiled, v.hedge_idx, self.impact, with_risk, upper)
         self.mu = cp.Parameter(u.n, name="linear_objective", value=self._linear_coefficients())
         expr = self.mu @ v.w
+        self.term_expressions: list[tuple[Term, cp.Expression]] = []
+        """The non-linear terms' expressions as compiled (rate-impact terms, rebuilt per assembly, aside)."""
         for term in self.terms:
             if term.linear or term.per_assembly or not term.active:
                 continue
-            expr = expr + term.expression(v) if term.sign > 0 else expr - term.expression(v)
+            term_expr = term.expression(v)
+            self.term_expressions.append((term, term_expr))
+            expr = expr + term_expr if term.sign > 0 else expr - term_expr
         self._base_expr = expr
         self.partitions: dict[str, np.ndarray] = {}
         """The aggregated scenarios' last partition per ``cvar`` constraint kept out of the program (any
@@ -263,6 +267,18 @@ class Program:
     def solve_once(self, reuse: bool = False) -> Solution:
         """One pass over the policy's solver order (see :func:`bondfolio.solver.solve.solve_once`)."""
         return solve_once(self, reuse)
+
+    def max_violation(self, point: Point) -> float:
+        """The largest violation of :meth:`check` (every row of every constraint, numpy), without building
+        the per-row results: for sweeps that check many points."""
+        worst = 0.0
+        for comp in self.compiled:
+            _, violation = comp.constraint.row_values(point, self.universe, comp.rows)
+            worst = max(worst, float(violation.max(initial=0.0)))
+        fixed = self.fixed_cost
+        if fixed is not None:
+            worst = max([worst, *(r.violation for r in fixed.check(point, self.policy.solver.check_tolerance))])
+        return worst
 
     def check(self, point: Point) -> list[RowResult]:
         """Every row of every constraint evaluated on ``point`` with numpy (no solver involved)."""
