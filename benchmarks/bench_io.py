@@ -5,7 +5,7 @@ prints, each the median of ``--repeats`` runs:
 
 - ``json.load`` of the file: the baseline, the least any loader must do;
 - ``load_snapshot`` of the file (read, hostile-input guards, validation) and its ratio to ``json.load``
-  (target <= 1.5);
+  (target <= 1.5), the two timed in turn;
 - the inputs digest (:func:`~bondfolio.solver.decision.inputs_digest`: the sha256 of each canonical input
   and of the three together) from fresh models, target <= 0.15 s;
 - the record write: the sealed record's JSON text (``DecisionRecord.to_json``, what ``allocate --out``
@@ -39,13 +39,20 @@ from bondfolio.solver.decision import inputs_digest
 from bondfolio.solver.record import load_decision
 
 
+def seconds(run: Callable[[], Any]) -> float:
+    start = time.perf_counter()
+    run()
+    return time.perf_counter() - start
+
+
 def median_seconds(run: Callable[[], Any], repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return statistics.median(seconds(run) for _ in range(repeats))
+
+
+def paired_medians(first: Callable[[], Any], second: Callable[[], Any], repeats: int) -> tuple[float, float]:
+    """Medians of two runs timed in turn, so a busy shared machine slows both alike."""
+    times = [(seconds(first), seconds(second)) for _ in range(repeats)]
+    return statistics.median(t[0] for t in times), statistics.median(t[1] for t in times)
 
 
 def main() -> None:
@@ -63,8 +70,7 @@ def main() -> None:
             with path.open(encoding="utf-8") as handle:
                 return json.load(handle)
 
-        base = median_seconds(json_load, args.repeats)
-        load = median_seconds(lambda: load_snapshot(path), args.repeats)
+        base, load = paired_medians(json_load, lambda: load_snapshot(path), args.repeats)
 
         # the digest from models no digest has seen yet (nothing cached from an earlier run)
         fresh = [(load_snapshot(path), load_policy(policy.model_dump(mode="json", by_alias=True)),

@@ -7,11 +7,14 @@ strings are not coerced to numbers, and models are frozen once built. Loading go
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import re
 import tomllib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from itertools import chain
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, TypeVar
 
@@ -32,6 +35,7 @@ from pydantic import (
 )
 
 from bondfolio.errors import InputError
+from bondfolio.inputs.jsontext import guards_pass
 
 __all__ = [
     "Address",
@@ -49,6 +53,7 @@ __all__ = [
     "read_document",
     "sha256_hex",
     "validate_document",
+    "validate_json_source",
 ]
 
 
@@ -152,9 +157,9 @@ def _non_number(value: Any, where: tuple[int, ...]) -> tuple[tuple[int, ...], An
     """The first entry of nested lists that is not an int or float (booleans are not numbers here)."""
     if not where and isinstance(value, list) and all(isinstance(row, list) for row in value):
         # the common case, a list of rows of numbers: one flat pass over the entries' exact types
-        if all(type(x) in _NUMBER_TYPES for row in value for x in row):
+        if set(map(type, chain.from_iterable(value))) <= _NUMBER_TYPES:
             return None
-    elif not where and isinstance(value, list) and all(type(x) in _NUMBER_TYPES for x in value):
+    elif not where and isinstance(value, list) and set(map(type, value)) <= _NUMBER_TYPES:
         return None
     if isinstance(value, list | tuple):
         for k, item in enumerate(value):
@@ -350,6 +355,59 @@ def read_source(source: str | Path | Mapping[str, Any], noun: str) -> tuple[Any,
             return parse_text(source, noun, toml=True), noun
         return read_document(source), f"{noun} '{source}'"
     return source, noun
+
+
+def _json_object_text(source: Any) -> str | None:
+    """The JSON text ``source`` is or names, when :func:`read_source` would read it as JSON and it holds
+    an object: JSON text starting with ``{``, or a path to a file that is not ``.toml``. ``None`` for
+    anything else (TOML, a mapping, a model). A file that cannot be read raises its InputError here."""
+    if isinstance(source, str) and source.lstrip().startswith("{"):
+        text = source
+    elif isinstance(source, Path | str) and not (isinstance(source, str) and (
+            "\n" in source or source.lstrip().startswith(("[", '"')))):
+        path = Path(source)
+        if path.suffix.lower() == ".toml":
+            return None
+        text = read_text_file(path)
+    else:
+        return None
+    return text if text.lstrip(" \t\r\n").startswith("{") else None
+
+
+def validate_json_source(model: type[M], source: Any) -> M | None:
+    """``source`` (JSON text or a JSON file's path) validated as ``model`` by one pass of pydantic's
+    parser, when :func:`~bondfolio.inputs.jsontext.guards_pass` proves the text free of what
+    :func:`parse_text` refuses (repeated keys, deep nesting) without parsing it; ``None`` when the
+    source is not JSON object text, the scan cannot prove it, or validation fails. The caller then takes
+    :func:`read_source` and :func:`validate_document`, whose messages name every problem."""
+    text = _json_object_text(source)
+    if text is None:
+        return None
+    try:
+        if not guards_pass(text.encode("utf-8"), MAX_DEPTH):
+            return None
+        with collector_paused():
+            return model.model_validate_json(text)
+    except (UnicodeEncodeError, ValidationError):  # lone surrogates in a string; a problem to name
+        return None
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector for the block (unless it is paused already).
+
+    Validating a large document allocates hundreds of thousands of container objects (models, their
+    dicts, lists of numbers), none of them in a reference cycle; each burst of allocations would start a
+    collection that walks every live object, which at 10,000 opportunities costs about as much as the
+    validation itself. Reference counting still frees everything as usual."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 Describe = Callable[[tuple[int | str, ...]], str]

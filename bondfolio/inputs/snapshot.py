@@ -25,6 +25,7 @@ from bondfolio.inputs.base import (
     read_source,
     subject_in_list,
     validate_document,
+    validate_json_source,
 )
 from bondfolio.inputs.execution import Execution
 from bondfolio.inputs.failure import FailureModel, source_problems
@@ -466,5 +467,8 @@ def load_snapshot(source: Snapshot | str | Path | dict[str, Any]) -> Snapshot:
     """
     if isinstance(source, Snapshot):
         return source
+    fast = validate_json_source(Snapshot, source)
+    if fast is not None:
+        return fast
     raw, label = read_source(source, "snapshot")
     return validate_document(Snapshot, raw, label, subject_in_list(raw, "opportunities", "opportunity"))

@@ -1,0 +1,132 @@
+"""The byte scan behind the one-parse loader: it says a document is free of repeated keys and deep
+nesting only when the careful parse (``json.loads`` with a duplicate hook) agrees, and a large file
+loads by the fast path to the same model the careful path builds."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bondfolio.errors import InputError
+from bondfolio.inputs import load_holdings, load_snapshot
+from bondfolio.inputs.base import MAX_DEPTH, read_source, validate_document
+from bondfolio.inputs.jsontext import guards_pass
+from bondfolio.inputs.snapshot import Snapshot
+from tests.factories import EXAMPLE, opportunity, snapshot
+
+
+def careful(text: str, max_depth: int = MAX_DEPTH) -> bool:
+    """The reference: no object repeats a (decoded) key and nothing nests deeper than ``max_depth``."""
+
+    def unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        keys = [k for k, _ in pairs]
+        if len(set(keys)) != len(keys):
+            raise KeyError("repeat")
+        return dict(pairs)
+
+    def depth(value: Any) -> int:
+        if isinstance(value, dict):
+            return 1 + max(map(depth, value.values()), default=0)
+        if isinstance(value, list):
+            return 1 + max(map(depth, value), default=0)
+        return 0
+
+    try:
+        return depth(json.loads(text, object_pairs_hook=unique)) <= max_depth
+    except KeyError:
+        return False
+
+
+# keys and strings rich in what could fool a byte scan: quotes, backslashes, braces, colons, non-ASCII
+TRICKY = st.sampled_from(["a", "b", "ab", "x:y", '"', "\\", "{", "}", "[", "]", ":", ",", " ", "é", "\u2028",
+                          "\U0001f600", "abcdefghijklmnopqrstuvwxyz0123456789", "abcdefghijklmnopqrstuvwxyz012345678!"])
+TEXT = st.lists(TRICKY, max_size=3).map("".join)
+SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6), st.floats(allow_nan=False,
+                    allow_infinity=False), TEXT)
+SPACE = st.sampled_from(["", " ", "\n  ", "\t"])
+
+
+@st.composite
+def documents(draw: st.DrawFn, depth: int = 0) -> str:
+    """JSON object text, keys drawn from a small set (so objects often repeat one), random spacing."""
+    parts = []
+    for _ in range(draw(st.integers(0, 4))):
+        key = json.dumps(draw(TEXT), ensure_ascii=draw(st.booleans()))
+        kind = draw(st.integers(0, 3)) if depth < 4 else 0
+        if kind == 1:
+            value = draw(documents(depth + 1))
+        elif kind == 2:
+            items = [draw(documents(depth + 1)) if draw(st.booleans()) else json.dumps(draw(SCALARS))
+                     for _ in range(draw(st.integers(0, 3)))]
+            value = "[" + ",".join(items) + "]"
+        else:
+            value = json.dumps(draw(SCALARS), ensure_ascii=draw(st.booleans()))
+        parts.append(f"{key}{draw(SPACE)}:{draw(SPACE)}{value}")
+    return "{" + draw(SPACE) + ("," + draw(SPACE)).join(parts) + draw(SPACE) + "}"
+
+
+@settings(max_examples=600, deadline=None)
+@given(documents())
+def test_scan_passes_only_what_the_careful_parse_passes(text: str) -> None:
+    if guards_pass(text.encode("utf-8"), MAX_DEPTH):
+        assert careful(text)
+
+
+@settings(max_examples=400, deadline=None)
+@given(documents())
+def test_scan_decides_every_document_whose_keys_have_no_escapes(text: str) -> None:
+    if "\\" not in text:  # no escapes anywhere (the scan leaves keys with escapes to the careful path)
+        assert guards_pass(text.encode("utf-8"), MAX_DEPTH) == careful(text)
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ('{"a": 1, "b": {"a": 2}, "c": [{"a": 3}, {"a": 4}]}', True),    # same key, different objects
+    ('{"a": 1, "b": {"x": 2}, "a": 3}', False),                      # a repeat after a child object
+    ('{"a": "}", "a": 2}', False),                                   # a brace inside a string
+    ('{"a": "x\\"}, \\"a\\": 1", "b": 2}', True),                    # escaped quotes hide a "key"
+    ('{"a\\\\": 1, "b": 2}', False),                                 # a key with an escape: not sure
+    ('{"k": [{"z": 1, "z": 2}]}', False),                            # inside an array of objects
+    ('{"abcdefghijklmnopqrstuvwxyz0123456789": 1, "abcdefghijklmnopqrstuvwxyz012345678!": 2}', True),
+    ('{"abcdefghijklmnopqrstuvwxyz0123456789": 1, "abcdefghijklmnopqrstuvwxyz0123456789": 2}', False),
+    ('{"x": ' + "[" * MAX_DEPTH + "]" * MAX_DEPTH + "}", False),     # one level too deep
+    ('{"x": ' + "[" * (MAX_DEPTH - 1) + "]" * (MAX_DEPTH - 1) + "}", True),
+    ('{"x": "' + "[" * 100 + '"}', True),                            # brackets in a string do not nest
+    ('{"a": "unterminated}', False),
+])
+def test_scan_cases(text: str, expected: bool) -> None:
+    assert guards_pass(text.encode("utf-8"), MAX_DEPTH) is expected
+
+
+def big_snapshot(n: int = 2000) -> dict[str, Any]:
+    opps = [opportunity(f"o{i}", 0.01 + i * 1e-6, tags=["issuer:x"], exposures={"delta:ETH": 0.1})
+            for i in range(n)]
+    return snapshot(opps, factors={"loadings": [[0.5, -0.25]] * n, "factor_covariance": [[1e-4, 0.0], [0.0, 1e-4]],
+                                   "specific_variance": [1e-5] * n})
+
+
+def test_fast_path_builds_the_careful_model(tmp_path) -> None:
+    for raw in (big_snapshot(), json.loads((EXAMPLE / "snapshot.json").read_text())):
+        path = tmp_path / "s.json"
+        path.write_text(json.dumps(raw, indent=1))
+        fast = load_snapshot(path)
+        data, label = read_source(path, "snapshot")
+        slow = validate_document(Snapshot, data, label)
+        assert fast.model_dump_json() == slow.model_dump_json()
+
+
+def test_repeat_deep_in_a_large_file_named(tmp_path) -> None:
+    text = json.dumps(big_snapshot())
+    at = text.index('"apy"', len(text) // 2)
+    path = tmp_path / "s.json"
+    path.write_text(text[:at] + '"apy": 0.5, ' + text[at:])
+    with pytest.raises(InputError, match="gives the key 'apy' twice in one object"):
+        load_snapshot(path)
+
+
+def test_holdings_repeat_named() -> None:
+    with pytest.raises(InputError, match="gives the key 'a' twice"):
+        load_holdings('{"positions": {"a": 1.0, "b": 2.0, "a": 3.0}, "cash": 0.0}')
