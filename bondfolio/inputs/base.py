@@ -32,7 +32,7 @@ from pydantic import (
 )
 
 from bondfolio.errors import InputError
-from bondfolio.inputs.jsontext import guards_pass
+from bondfolio.inputs.jsontext import dumps, guards_pass
 
 __all__ = [
     "Address",
@@ -45,6 +45,7 @@ __all__ = [
     "Vector",
     "Years",
     "canonical_json",
+    "canonical_object",
     "checksum_address",
     "parse_address",
     "read_document",
@@ -198,12 +199,34 @@ Matrix = Annotated[
 """A finite 2-d float array (a JSON list of rows); read-only once validated."""
 
 
-def canonical_json(data: Any) -> str:
+def canonical_json(data: Any, *, finite: bool = False) -> str:
     """Canonical JSON text: sorted keys, no spaces, shortest float repr, UTF-8 kept as is.
 
-    The same data always gives the same text, so hashes over it identify inputs across machines.
+    The same data always gives the same text, so hashes over it identify inputs across machines. The
+    text is ``json.dumps``'s (``sort_keys``, separators ``,`` and ``:``, ``ensure_ascii=False``).
+
+    Parameters
+    ----------
+    data
+        JSON data.
+    finite
+        The caller knows ``data`` holds no NaN or infinity, as in a model's JSON-mode dump (pydantic
+        writes them as null), so the Rust encoder may write the same text
+        (:func:`~bondfolio.inputs.jsontext.dumps`), several times faster. Otherwise ``json.dumps``
+        writes it and refuses non-finite numbers with ``ValueError``.
     """
+    if finite:
+        text = dumps(data, sort_keys=True)
+        if text is not None:
+            return text
     return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def canonical_object(members: Mapping[str, str]) -> str:
+    """The canonical JSON text of an object from its members' canonical texts: what
+    :func:`canonical_json` writes for ``{key: value}`` when ``members[key]`` is the value's text, so a
+    text already made (an input's, for its own sha256) is not made again."""
+    return "{" + ",".join(f"{json.dumps(key, ensure_ascii=False)}:{members[key]}" for key in sorted(members)) + "}"
 
 
 def sha256_hex(text: str) -> str:

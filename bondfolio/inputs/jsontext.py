@@ -1,4 +1,5 @@
-"""JSON text at the speed of the data: the loader's guards proven on the bytes, without a parse.
+"""JSON text at the speed of the data: the loader's guards proven on the bytes without a parse, and an
+encoder that writes :func:`json.dumps`'s exact text from Rust.
 
 The careful loader (:func:`~bondfolio.inputs.base.parse_text`) refuses documents that would be
 silently misread: an object that repeats a key (the last would win) and nesting deeper than the
@@ -8,15 +9,28 @@ vectorized passes (numpy) over the document's bytes, so a large document (10,000
 factor model of 200,000 numbers) goes to pydantic's parser once. It answers ``True`` only when it is
 sure; anything it cannot decide (a key written with escapes, text that is not JSON) is ``False``, and
 the caller takes the careful path, which names the problem.
+
+Python's float ``repr`` took most of every canonical pass (the text every sha256 is taken over).
+:func:`dumps` encodes with orjson instead and rewrites orjson's two number spellings that differ from
+``repr`` (``0.00005`` for ``5e-05``, ``1e-7`` for ``1e-07``), outside strings only, so the text is
+``json.dumps``'s byte for byte. It returns ``None`` for data orjson cannot encode exactly (integers
+beyond 64 bits, keys that are not strings, strings with lone surrogates, types JSON has no form for),
+and the caller uses ``json.dumps``. orjson writes NaN and infinities as ``null`` where
+``json.dumps(allow_nan=False)`` refuses them, so :func:`dumps` is for data known to be finite, such as a
+model's JSON-mode dump (pydantic writes non-finite floats as ``null`` itself).
 """
 
 from __future__ import annotations
 
-import numpy as np
+from typing import Any
 
-__all__ = ["guards_pass"]
+import numpy as np
+import orjson
+
+__all__ = ["dumps", "guards_pass"]
 
 _QUOTE, _BACKSLASH, _COLON = 0x22, 0x5C, 0x3A
+_MINUS, _DOT, _ZERO, _E = 0x2D, 0x2E, 0x30, 0x65
 
 #: Whitespace a JSON key may have before its colon before the scan gives up (and says "not sure").
 _MAX_GAP = 8
@@ -136,3 +150,85 @@ def guards_pass(data: bytes, max_depth: int) -> bool:
             return False
         seen.add(key)
     return True
+
+
+# ---------------------------------------------------------------------------------------------- text
+def _refuse(value: Any) -> Any:
+    raise TypeError(f"{type(value).__name__} is not JSON data")
+
+
+_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+
+
+def dumps(data: Any, *, sort_keys: bool = False, indent: int | None = None, python_floats: bool = True,
+          newline: bool = False) -> str | None:
+    """``json.dumps(data, sort_keys=sort_keys, indent=indent, ensure_ascii=False)`` with the separators
+    json.dumps picks (``","`` and ``":"`` compact; ``","`` and ``": "`` indented), encoded by orjson; or
+    ``None`` when orjson cannot give that exact text (the caller uses ``json.dumps``).
+
+    With ``python_floats`` (the default) numbers are spelled as Python's ``repr`` spells them, so the
+    text is json.dumps's byte for byte; without it, orjson's shortest spellings (the same numbers) are
+    kept. ``newline`` ends the text with one. NaN and infinities become ``null``: pass finite data only
+    (see the module docstring).
+    """
+    if indent not in (None, 2) or not isinstance(data, dict | list | tuple):
+        return None
+    option = _OPTIONS | (orjson.OPT_SORT_KEYS if sort_keys else 0) | (orjson.OPT_INDENT_2 if indent else 0)
+    try:
+        out = orjson.dumps(data, default=_refuse, option=option | (orjson.OPT_APPEND_NEWLINE if newline else 0))
+    except (orjson.JSONEncodeError, TypeError):
+        return None
+    if python_floats:
+        out = _python_floats(out)
+    return out.decode("utf-8")
+
+
+def _python_floats(out: bytes) -> bytes:
+    """orjson's number spellings that differ from Python's ``repr``, rewritten outside strings: a value in
+    [1e-5, 1e-4) is ``0.0000d...`` for orjson and ``d...e-05`` for Python; a one-digit negative exponent
+    is ``e-7`` for orjson and ``e-07`` for Python. Every other finite float is spelled alike."""
+    if b"e-" not in out and b".0000" not in out:
+        return out
+    a = np.frombuffer(out, dtype=np.uint8)
+    last = a.size - 1  # ``out`` is an array or an object: its last byte ']', '}' or a newline, never a digit
+
+    def at(i: np.ndarray) -> np.ndarray:
+        return a[np.clip(i, 0, last)]
+
+    def digit(c: np.ndarray, low: int = _ZERO) -> np.ndarray:
+        return (c >= low) & (c <= 0x39)
+
+    signs = np.flatnonzero((a - _MINUS) <= 1)  # '-' 0x2d and '.' 0x2e (uint8 arithmetic wraps)
+    minus, dot = signs[a[signs] == _MINUS], signs[a[signs] == _DOT]
+    # "<digit>e-<1-9><not a digit>": a '0' goes in before the exponent's digit
+    minus = minus[(at(minus - 1) == _E) & digit(at(minus + 1), 0x31) & ~digit(at(minus + 2)) & digit(at(minus - 2))]
+    # "<not a digit>0.0000<1-9>...": the leading '0' starts a token to respell
+    dot = dot[at(dot + 1) == _ZERO]
+    dot = dot[(at(dot - 1) == _ZERO) & ~digit(at(dot - 2)) & (at(dot + 2) == _ZERO) & (at(dot + 3) == _ZERO)
+              & (at(dot + 4) == _ZERO) & digit(at(dot + 5), 0x31)]
+    if not minus.size and not dot.size:
+        return out
+    quotes = _unescaped_quotes(out, a)
+    minus = minus[(np.searchsorted(quotes, minus) & 1) == 0]
+    dot = dot[(np.searchsorted(quotes, dot) & 1) == 0]
+
+    # "0.0000dREST" -> "d.RESTe-05" (one byte fewer) or "0.0000d" -> "de-05" (two fewer), in place:
+    # REST moves 5 left, the leading digit to the token's start (the point stays), "e-05" after REST, and
+    # the spare bytes go
+    lead = dot + 5
+    ahead = digit(at(lead[:, None] + np.arange(1, 18)))  # at most 17 significant digits
+    stop = lead + 1 + np.argmin(ahead, axis=1)  # the first byte after the token
+    rest = stop - lead - 1
+    text = a.copy()
+    src = np.repeat(lead + 1 - np.cumsum(rest) + rest, rest) + np.arange(int(rest.sum()))
+    text[src - 5] = a[src]
+    text[dot - 1] = a[lead]
+    suffix = np.where(rest > 0, stop - 5, stop - 6)
+    for k, byte in enumerate(b"e-05"):
+        text[suffix + k] = byte
+    spare = np.concatenate([stop - 1, stop[rest == 0] - 2])
+    text = np.delete(text, spare)
+    # "<digit>e-<1-9>": a '0' goes in before the exponent's digit (after the deletions before it)
+    spare.sort()
+    text = np.insert(text, minus + 1 - np.searchsorted(spare, minus + 1), _ZERO)
+    return text.tobytes()

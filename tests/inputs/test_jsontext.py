@@ -1,10 +1,12 @@
-"""The byte scan behind the one-parse loader: it says a document is free of repeated keys and deep
-nesting only when the careful parse (``json.loads`` with a duplicate hook) agrees, and a large file
-loads by the fast path to the same model the careful path builds."""
+"""JSON text at speed, held to Python's json: the byte scan behind the one-parse loader says a document is
+free of repeated keys and deep nesting only when the careful parse (``json.loads`` with a duplicate hook)
+agrees, and a large file loads by the fast path to the same model the careful path builds; the Rust
+encoder writes json.dumps's text byte for byte (so every sha256 over canonical text is unchanged)."""
 
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import pytest
@@ -13,8 +15,8 @@ from hypothesis import strategies as st
 
 from bondfolio.errors import InputError
 from bondfolio.inputs import load_holdings, load_snapshot
-from bondfolio.inputs.base import MAX_DEPTH, read_source, validate_document
-from bondfolio.inputs.jsontext import guards_pass
+from bondfolio.inputs.base import MAX_DEPTH, canonical_json, canonical_object, read_source, validate_document
+from bondfolio.inputs.jsontext import dumps, guards_pass
 from bondfolio.inputs.snapshot import Snapshot
 from tests.factories import EXAMPLE, opportunity, snapshot
 
@@ -130,3 +132,49 @@ def test_repeat_deep_in_a_large_file_named(tmp_path) -> None:
 def test_holdings_repeat_named() -> None:
     with pytest.raises(InputError, match="gives the key 'a' twice"):
         load_holdings('{"positions": {"a": 1.0, "b": 2.0, "a": 3.0}, "cash": 0.0}')
+
+
+# ---------------------------------------------------------------------------------------------- encoder
+FLOATS = st.one_of(
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.floats(1e-10, 1e-3), st.floats(-1e-3, -1e-10),              # where orjson and repr spell differently
+    st.integers(-1074, 1023).map(lambda e: math.ldexp(1.0, e)),    # powers of two, every exponent
+    st.sampled_from([0.0, -0.0, 1e-5, 1e-4, 9.999999999999999e-05, 1e-9, 1e-10, 1e16, 1e15, 5e-324]),
+)
+JSON = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(-2**63, 2**63 - 1), FLOATS, TEXT),
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(TEXT, inner, max_size=4)),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.one_of(st.lists(JSON, max_size=5), st.dictionaries(TEXT, JSON, max_size=5)))
+def test_encoder_writes_json_dumps_text(data: Any) -> None:
+    assert dumps(data, sort_keys=True) == json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert dumps(data, indent=2) == json.dumps(data, indent=2, ensure_ascii=False)
+    assert canonical_json(data, finite=True) == canonical_json(data)
+    if isinstance(data, dict):
+        assert canonical_object({k: canonical_json(v) for k, v in data.items()}) == canonical_json(data)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(FLOATS, min_size=1, max_size=200))
+def test_compact_spelling_reads_back_to_the_same_numbers(xs: list[float]) -> None:
+    text = dumps(xs, indent=2, python_floats=False)
+    assert text is not None and json.loads(text) == xs
+
+
+@pytest.mark.parametrize("data", [[2**64], {"a": [2**70]}, {1: "a"}, ["\ud800"], [float("nan")], 1.5, "x"])
+def test_encoder_leaves_what_it_cannot_write_exactly_to_json_dumps(data: Any) -> None:
+    if isinstance(data, list) and data and isinstance(data[0], float):
+        assert dumps(data) == "[null]"  # orjson's NaN: why finite=True is the caller's promise
+        with pytest.raises(ValueError, match="not JSON compliant"):
+            canonical_json(data, finite=False)
+    else:
+        assert dumps(data) is None
+
+
+def test_numbers_inside_strings_keep_their_spelling() -> None:
+    data = {"note": "rates: 0.00005, e-5 and 1e-7]", "x": [5e-05, 1e-07, "0.00001"], "y": 2.5e-6}
+    assert dumps(data, sort_keys=True) == json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
