@@ -32,18 +32,20 @@ __all__ = ["dumps", "guards_pass"]
 _QUOTE, _BACKSLASH, _COLON = 0x22, 0x5C, 0x3A
 _MINUS, _DOT, _ZERO, _E = 0x2D, 0x2E, 0x30, 0x65
 
-#: Whitespace a JSON key may have before its colon before the scan gives up (and says "not sure").
-_MAX_GAP = 8
+#: Whitespace the scan walks after a string to see whether a colon follows (a key) before it gives up (and
+#: says "not sure"): enough for a line break and the indent of 64 levels at two spaces each.
+_MAX_GAP = 160
 
 #: ``_BYTE_MASKS[k]`` keeps the low ``k`` bytes of a little-endian 64-bit word.
 _BYTE_MASKS = np.array([(1 << (8 * k)) - 1 for k in range(9)], dtype=np.uint64)
 
 
 # ---------------------------------------------------------------------------------------------- keys
-def _unescaped_quotes(data: bytes, a: np.ndarray) -> np.ndarray:
+def _unescaped_quotes(data: bytes, a: np.ndarray, scratch: np.ndarray) -> np.ndarray:
     """Positions of the quotes that open or close strings: a quote after an odd run of backslashes is
-    part of a string (``\\"``), after an even run it closes one (``\\\\"``)."""
-    quotes = np.flatnonzero(a == _QUOTE)
+    part of a string (``\\"``), after an even run it closes one (``\\\\"``). ``scratch``: a bool array
+    the size of ``a`` to work in."""
+    quotes = np.flatnonzero(np.equal(a, _QUOTE, out=scratch))
     if b"\\" not in data:
         return quotes
     after = quotes[(quotes > 0) & (a[np.maximum(quotes - 1, 0)] == _BACKSLASH)]
@@ -69,13 +71,17 @@ def guards_pass(data: bytes, max_depth: int) -> bool:
     """
     a = np.frombuffer(data, dtype=np.uint8)
     n = a.size
-    quotes = _unescaped_quotes(data, a)
+    work = np.empty(n, dtype=np.uint8)  # one buffer for the passes over every byte (fresh ones cost more)
+    quotes = _unescaped_quotes(data, a, work.view(bool))
     if quotes.size % 2:
         return False
 
     # brackets and braces outside strings: b | 0x20 folds '[' ']' onto '{' '}' (0x7b, 0x7d), and
     # (folded - 0x7b) & 0xfd is zero for those two alone (uint8 arithmetic wraps)
-    marks = np.flatnonzero((((a | 0x20) - 0x7B) & 0xFD) == 0)
+    np.bitwise_or(a, 0x20, out=work)
+    np.subtract(work, 0x7B, out=work)
+    np.bitwise_and(work, 0xFD, out=work)
+    marks = np.flatnonzero(np.equal(work, 0, out=work.view(bool)))
     quotes_before = np.searchsorted(quotes, marks)
     outside = (quotes_before & 1) == 0
     marks, quotes_before = marks[outside], quotes_before[outside]
@@ -198,17 +204,19 @@ def _python_floats(out: bytes) -> bytes:
     def digit(c: np.ndarray, low: int = _ZERO) -> np.ndarray:
         return (c >= low) & (c <= 0x39)
 
-    signs = np.flatnonzero((a - _MINUS) <= 1)  # '-' 0x2d and '.' 0x2e (uint8 arithmetic wraps)
-    minus, dot = signs[a[signs] == _MINUS], signs[a[signs] == _DOT]
+    work, pair = np.empty(a.size, dtype=bool), np.empty(a.size - 1, dtype=bool)
     # "<digit>e-<1-9><not a digit>": a '0' goes in before the exponent's digit
-    minus = minus[(at(minus - 1) == _E) & digit(at(minus + 1), 0x31) & ~digit(at(minus + 2)) & digit(at(minus - 2))]
+    minus = np.flatnonzero(np.logical_and(np.equal(a[:-1], _E, out=work[:-1]), np.equal(a[1:], _MINUS, out=pair),
+                                          out=pair)) + 1
+    minus = minus[digit(at(minus + 1), 0x31) & ~digit(at(minus + 2)) & digit(at(minus - 2))]
     # "<not a digit>0.0000<1-9>...": the leading '0' starts a token to respell
-    dot = dot[at(dot + 1) == _ZERO]
+    dot = np.flatnonzero(np.logical_and(np.equal(a[:-1], _DOT, out=work[:-1]), np.equal(a[1:], _ZERO, out=pair),
+                                        out=pair))
     dot = dot[(at(dot - 1) == _ZERO) & ~digit(at(dot - 2)) & (at(dot + 2) == _ZERO) & (at(dot + 3) == _ZERO)
               & (at(dot + 4) == _ZERO) & digit(at(dot + 5), 0x31)]
     if not minus.size and not dot.size:
         return out
-    quotes = _unescaped_quotes(out, a)
+    quotes = _unescaped_quotes(out, a, work)
     minus = minus[(np.searchsorted(quotes, minus) & 1) == 0]
     dot = dot[(np.searchsorted(quotes, dot) & 1) == 0]
 

@@ -15,7 +15,15 @@ from hypothesis import strategies as st
 
 from bondfolio.errors import InputError
 from bondfolio.inputs import load_holdings, load_snapshot
-from bondfolio.inputs.base import MAX_DEPTH, canonical_json, canonical_object, read_source, validate_document
+from bondfolio.inputs.base import (
+    MAX_DEPTH,
+    JsonDocument,
+    canonical_json,
+    canonical_object,
+    parse_text,
+    read_source,
+    validate_document,
+)
 from bondfolio.inputs.jsontext import dumps, guards_pass
 from bondfolio.inputs.snapshot import Snapshot
 from tests.factories import EXAMPLE, opportunity, snapshot
@@ -178,3 +186,32 @@ def test_encoder_leaves_what_it_cannot_write_exactly_to_json_dumps(data: Any) ->
 def test_numbers_inside_strings_keep_their_spelling() -> None:
     data = {"note": "rates: 0.00005, e-5 and 1e-7]", "x": [5e-05, 1e-07, "0.00001"], "y": 2.5e-6}
     assert dumps(data, sort_keys=True) == json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+PARSED = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(-10**30, 10**30), st.floats(), FLOATS, TEXT),
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(TEXT, inner, max_size=4)),
+    max_leaves=30,
+)
+
+
+def same(a: Any, b: Any) -> bool:
+    """Equal values of equal types, NaN equal to NaN and 0.0 told from -0.0."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(same(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(map(same, a, b))
+    if isinstance(a, float):
+        return repr(a) == repr(b)
+    return bool(a == b)
+
+
+@settings(max_examples=800, deadline=None)
+@given(st.dictionaries(TEXT, PARSED, max_size=5), st.booleans(), st.sampled_from([None, 1]))
+def test_fast_parse_reads_what_json_loads_reads(data: dict[str, Any], ascii: bool, indent: int | None) -> None:
+    text = json.dumps(data, ensure_ascii=ascii, indent=indent)  # NaN and Infinity tokens included
+    parsed = parse_text(text, "doc")
+    assert isinstance(parsed, JsonDocument) and parsed.text == text
+    assert same(dict(parsed), json.loads(text))
