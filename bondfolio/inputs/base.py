@@ -87,7 +87,10 @@ class OmitUnset(BaseModel):
         for name in unset:
             fields[name].exclude_if = _is_none
         if unset:
-            cls.model_rebuild(force=True)
+            cls.model_rebuild(force=True, raise_errors=False)
+        if cls.omit_when_none and not cls.__pydantic_complete__:  # a later build would drop exclude_if
+            raise TypeError(f"{cls.__name__} refers to a type not defined yet: an OmitUnset model is built when "
+                            "it is defined, so define the types it refers to first")
 
 
 def _is_none(value: Any) -> bool:
