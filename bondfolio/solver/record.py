@@ -299,6 +299,8 @@ class DecisionRecord(_Part):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, use_attribute_docstrings=True,
                               allow_inf_nan=False)
     _label: str = PrivateAttr(default="decision")
+    _json: dict[str, Any] | None = PrivateAttr(default=None)
+    """:meth:`_data`, once made (the record is frozen; :meth:`model_copy` starts without it)."""
 
     # ------------------------------------------------------------------ building and writing
     def to_dict(self) -> dict[str, Any]:
@@ -311,8 +313,10 @@ class DecisionRecord(_Part):
         return out
 
     def _data(self) -> dict[str, Any]:
-        """:meth:`to_dict` with the embedded inputs' own dicts (already JSON data) instead of copies: for
-        reading only, so hashing and writing skip a second dump of the largest part."""
+        """:meth:`to_dict` with the embedded inputs' own dicts (already JSON data) instead of copies, made
+        once: for reading only, so sealing, writing and verifying share one dump."""
+        if self._json is not None:
+            return self._json
         with collector_paused():
             out = self.model_dump(mode="json", by_alias=True, exclude={"inputs"})
         for key in _OPTIONAL:
@@ -321,13 +325,22 @@ class DecisionRecord(_Part):
         if self.inputs is not None:
             out["inputs"] = {"snapshot": self.inputs.snapshot, "policy": self.inputs.policy,
                              "holdings": self.inputs.holdings}
+        self._json = out
         return out
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> DecisionRecord:
+        copy = super().model_copy(update=update, deep=deep)
+        copy._json = None  # the copy's content may differ: it makes its own
+        return copy
 
     def sealed(self, inputs_text: str | None = None) -> DecisionRecord:
         """A copy with ``record_sha256`` set to the hash of its content (``inputs_text``: the embedded
         inputs' canonical text, when already made)."""
-        return self.model_copy(update={"record_sha256": record_sha256(self._data(), finite=True,
-                                                                      inputs_text=inputs_text)})
+        data = self._data()
+        seal = record_sha256(data, finite=True, inputs_text=inputs_text)
+        out = self.model_copy(update={"record_sha256": seal})
+        out._json = {**data, HASH_KEY: seal}  # the same dump, the seal in its place (the keys keep their order)
+        return out
 
     def to_json(self, indent: int | None = 2) -> str:
         return dump_record(self._data(), indent, finite=True)
