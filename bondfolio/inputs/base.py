@@ -48,6 +48,7 @@ __all__ = [
     "canonical_json",
     "canonical_object",
     "checksum_address",
+    "collector_paused",
     "parse_address",
     "read_document",
     "sha256_hex",
