@@ -93,13 +93,12 @@ def guards_pass(data: bytes, max_depth: int) -> bool:
     # a string is a key when its closing quote is followed, after whitespace, by a colon
     closing = quotes[1::2]
     follow = np.minimum(closing + 1, n - 1)
-    gap = np.arange(follow.size)
+    gap = np.flatnonzero(a[follow] <= 0x20)  # JSON's whitespace (and bytes no valid text has there)
     for _ in range(_MAX_GAP):
-        c = a[follow[gap]]
-        gap = gap[(c == 0x20) | (c == 0x0A) | (c == 0x0D) | (c == 0x09)]
         if not gap.size:
             break
         follow[gap] = np.minimum(follow[gap] + 1, n - 1)
+        gap = gap[a[follow[gap]] <= 0x20]
     else:
         return False
     keys = np.flatnonzero(a[follow] == _COLON)  # the k-th string is quotes[2k] .. quotes[2k + 1]
@@ -124,25 +123,22 @@ def guards_pass(data: bytes, max_depth: int) -> bool:
     by_rank = np.argsort(rank)
     inner = np.searchsorted(rank[by_rank], depth * stride + braces, side="right") - 1
     current = np.where(inner >= 0, by_rank[np.maximum(inner, 0)], -1)
-    # braces before each key's opening quote, counted through the quotes: quotes_before says how many
-    # quotes precede each brace
-    before = np.cumsum(np.bincount(quotes_before, minlength=quotes.size + 1))[2 * keys] - 1
+    # the last brace before each key's opening quote (quotes[2k]): the last with at most 2k quotes before it
+    before = np.searchsorted(quotes_before, 2 * keys, side="right") - 1
     if (before < 0).any():
         return False
     owner = current[before]
 
-    # each key as (owner, length, first 24 bytes, last 8 bytes) mixed into one 64-bit value: equal keys
-    # of one object give equal values; equal values are then compared exactly
+    # each key as (owner, length, first 8 bytes, last 8 bytes) mixed into one 64-bit value: equal keys of
+    # one object give equal values; equal values (a repeat, or keys alike at both ends) are compared exactly
     length = end - start
-    buffer = data if int(start[-1]) + 24 <= n else data + bytes(32)  # whole words past the last key
+    buffer = data if int(start[-1]) + 8 <= n else data + bytes(8)  # a whole word past the last key's start
     words = np.ndarray(shape=(len(buffer) - 7,), dtype="<u8", buffer=buffer, strides=(1,))
     mix = owner.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15) ^ length.astype(np.uint64)
-    for at, valid, odd in ((start, length, 0xFF51AFD7ED558CCD), (start + 8, length - 8, 0xC4CEB9FE1A85EC53),
-                           (start + 16, length - 16, 0x100000001B3),
-                           (np.maximum(end - 8, start), np.where(length > 24, 8, 0), 0xD6E8FEB86659FD93)):
-        if int(valid.max()) <= 0:
-            continue
-        mix ^= (words[at] & _BYTE_MASKS[np.clip(valid, 0, 8)]) * np.uint64(odd)
+    mix ^= (words[start] & _BYTE_MASKS[np.minimum(length, 8)]) * np.uint64(0xFF51AFD7ED558CCD)
+    longer = length > 8
+    if longer.any():
+        mix ^= np.where(longer, words[np.maximum(end - 8, start)], 0) * np.uint64(0xC4CEB9FE1A85EC53)
     ranked = np.sort(mix)
     if not (ranked[1:] == ranked[:-1]).any():
         return True

@@ -102,6 +102,8 @@ def test_scan_decides_every_document_whose_keys_have_no_escapes(text: str) -> No
     ('{"k": [{"z": 1, "z": 2}]}', False),                            # inside an array of objects
     ('{"abcdefghijklmnopqrstuvwxyz0123456789": 1, "abcdefghijklmnopqrstuvwxyz012345678!": 2}', True),
     ('{"abcdefghijklmnopqrstuvwxyz0123456789": 1, "abcdefghijklmnopqrstuvwxyz0123456789": 2}', False),
+    ('{"abcdefghXjklmnopqrs": 1, "abcdefghYjklmnopqrs": 2}', True),  # alike at both ends, not the same
+    ('{"abcdefghXjklmnopqrs": 1, "b": {"abcdefghXjklmnopqrs": 2}}', True),
     ('{"x": ' + "[" * MAX_DEPTH + "]" * MAX_DEPTH + "}", False),     # one level too deep
     ('{"x": ' + "[" * (MAX_DEPTH - 1) + "]" * (MAX_DEPTH - 1) + "}", True),
     ('{"x": "' + "[" * 100 + '"}', True),                            # brackets in a string do not nest
