@@ -376,6 +376,6 @@ def _write(path: Path, record: dict[str, Any]) -> None:
 
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(dump_record(record), encoding="utf-8")
+    tmp.write_text(dump_record(record, finite=True), encoding="utf-8")  # a JSON-mode dump
     tmp.replace(path)
 

@@ -119,12 +119,12 @@ class Verdict(_Part):
         return self.model_dump(mode="json", by_alias=True)
 
     def to_json(self) -> str:
-        return dump_record(self.to_dict())
+        return dump_record(self.to_dict(), finite=True)
 
     def sealed(self) -> Verdict:
         data = self.to_dict()
         data.pop("verdict_sha256", None)
-        return self.model_copy(update={"verdict_sha256": sha256_hex(canonical_json(data))})
+        return self.model_copy(update={"verdict_sha256": sha256_hex(canonical_json(data, finite=True))})
 
     def line(self) -> str:
         return self.reasons[0]

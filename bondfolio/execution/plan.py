@@ -220,12 +220,12 @@ class Plan(_Part):
         return self.model_dump(mode="json", by_alias=True)
 
     def to_json(self) -> str:
-        return dump_record(self.to_dict())
+        return dump_record(self.to_dict(), finite=True)
 
     def sealed(self) -> Plan:
         data = self.to_dict()
         data.pop(PLAN_HASH_KEY, None)
-        return self.model_copy(update={PLAN_HASH_KEY: sha256_hex(canonical_json(data))})
+        return self.model_copy(update={PLAN_HASH_KEY: sha256_hex(canonical_json(data, finite=True))})
 
     @property
     def batch_legs(self) -> list[Leg]:

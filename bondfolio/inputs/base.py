@@ -7,11 +7,14 @@ strings are not coerced to numbers, and models are frozen once built. Loading go
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import re
 import tomllib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from itertools import chain
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, TypeVar
 
@@ -24,14 +27,13 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
-    SerializationInfo,
-    SerializerFunctionWrapHandler,
     ValidationError,
     WithJsonSchema,
-    model_serializer,
 )
+from pydantic_core import from_json
 
 from bondfolio.errors import InputError
+from bondfolio.inputs.jsontext import dumps, guards_pass
 
 __all__ = [
     "Address",
@@ -44,11 +46,14 @@ __all__ = [
     "Vector",
     "Years",
     "canonical_json",
+    "canonical_object",
     "checksum_address",
+    "collector_paused",
     "parse_address",
     "read_document",
     "sha256_hex",
     "validate_document",
+    "validate_json_source",
 ]
 
 
@@ -68,18 +73,29 @@ class StrictModel(BaseModel):
 class OmitUnset(BaseModel):
     """Mixin for models that grew optional parts after records were written: the fields named in
     :attr:`omit_when_none` are left out of the dump when they are ``None``, so the canonical form (and
-    every sha256 over it) of a document that does not use them is what it was before they existed."""
+    every sha256 over it) of a document that does not use them is what it was before they existed.
+
+    Each named field gets pydantic's ``exclude_if`` when the class is made, so the serializer skips it in
+    Rust (a model serializer wrapping every instance in Python cost as much as the rest of the dump)."""
 
     omit_when_none: ClassVar[tuple[str, ...]] = ()
 
-    @model_serializer(mode="wrap")
-    def _omit_unset(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:
-        data = handler(self)
-        if isinstance(data, dict):
-            for key in type(self).omit_when_none:
-                if key in data and data[key] is None:
-                    del data[key]
-        return data
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        fields = cls.__pydantic_fields__
+        unset = [name for name in cls.omit_when_none if fields[name].exclude_if is not _is_none]
+        for name in unset:
+            fields[name].exclude_if = _is_none
+        if unset:
+            cls.model_rebuild(force=True, raise_errors=False)
+        if cls.omit_when_none and not cls.__pydantic_complete__:  # a later build would drop exclude_if
+            raise TypeError(f"{cls.__name__} refers to a type not defined yet: an OmitUnset model is built when "
+                            "it is defined, so define the types it refers to first")
+
+
+def _is_none(value: Any) -> bool:
+    return value is None
 
 
 def checksum_address(value: str, what: str = "address") -> str:
@@ -152,9 +168,9 @@ def _non_number(value: Any, where: tuple[int, ...]) -> tuple[tuple[int, ...], An
     """The first entry of nested lists that is not an int or float (booleans are not numbers here)."""
     if not where and isinstance(value, list) and all(isinstance(row, list) for row in value):
         # the common case, a list of rows of numbers: one flat pass over the entries' exact types
-        if all(type(x) in _NUMBER_TYPES for row in value for x in row):
+        if set(map(type, chain.from_iterable(value))) <= _NUMBER_TYPES:
             return None
-    elif not where and isinstance(value, list) and all(type(x) in _NUMBER_TYPES for x in value):
+    elif not where and isinstance(value, list) and set(map(type, value)) <= _NUMBER_TYPES:
         return None
     if isinstance(value, list | tuple):
         for k, item in enumerate(value):
@@ -188,12 +204,34 @@ Matrix = Annotated[
 """A finite 2-d float array (a JSON list of rows); read-only once validated."""
 
 
-def canonical_json(data: Any) -> str:
+def canonical_json(data: Any, *, finite: bool = False) -> str:
     """Canonical JSON text: sorted keys, no spaces, shortest float repr, UTF-8 kept as is.
 
-    The same data always gives the same text, so hashes over it identify inputs across machines.
+    The same data always gives the same text, so hashes over it identify inputs across machines. The
+    text is ``json.dumps``'s (``sort_keys``, separators ``,`` and ``:``, ``ensure_ascii=False``).
+
+    Parameters
+    ----------
+    data
+        JSON data.
+    finite
+        The caller knows ``data`` holds no NaN or infinity, as in a model's JSON-mode dump (pydantic
+        writes them as null), so the Rust encoder may write the same text
+        (:func:`~bondfolio.inputs.jsontext.dumps`), several times faster. Otherwise ``json.dumps``
+        writes it and refuses non-finite numbers with ``ValueError``.
     """
+    if finite:
+        text = dumps(data, sort_keys=True)
+        if text is not None:
+            return text
     return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def canonical_object(members: Mapping[str, str]) -> str:
+    """The canonical JSON text of an object from its members' canonical texts: what
+    :func:`canonical_json` writes for ``{key: value}`` when ``members[key]`` is the value's text, so a
+    text already made (an input's, for its own sha256) is not made again."""
+    return "{" + ",".join(f"{json.dumps(key, ensure_ascii=False)}:{members[key]}" for key in sorted(members)) + "}"
 
 
 def sha256_hex(text: str) -> str:
@@ -274,6 +312,12 @@ def parse_text(text: str, label: str, toml: bool = False) -> Any:
     (the last would win), nesting deeper than the parsers allow (``RecursionError``), and a top level
     that is not an object (a JSON string holding a document is not the document). NaN and Infinity
     tokens are read and rejected by validation, which names the field and id."""
+    if not toml:
+        plain = _plain_json_object(text)
+        if plain is not None:
+            document = JsonDocument(plain)
+            document.text = text
+            return document
     if _depth(text) > MAX_DEPTH:
         raise InputError(f"{label} nests deeper than {MAX_DEPTH} levels: no bondfolio document does; check the file")
     try:
@@ -296,6 +340,23 @@ def parse_text(text: str, label: str, toml: bool = False) -> Any:
         data = JsonDocument(data)
         data.text = text
     return data
+
+
+def _plain_json_object(text: str) -> dict[str, Any] | None:
+    """``text`` parsed by pydantic's JSON parser (jiter: the numbers, strings and NaN tokens ``json.loads``
+    reads, to the same values, several times faster) when it is an object that
+    :func:`~bondfolio.inputs.jsontext.guards_pass` proves free of repeated keys and deep nesting;
+    ``None`` otherwise, and the careful path decides (and names any problem)."""
+    if not text.lstrip(" \t\r\n").startswith("{"):
+        return None
+    try:
+        if not guards_pass(text.encode("utf-8"), MAX_DEPTH):
+            return None
+        with collector_paused():
+            data = from_json(text)
+    except (UnicodeEncodeError, ValueError):  # lone surrogates; text that is not JSON
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def read_text_file(path: Path) -> str:
@@ -350,6 +411,59 @@ def read_source(source: str | Path | Mapping[str, Any], noun: str) -> tuple[Any,
             return parse_text(source, noun, toml=True), noun
         return read_document(source), f"{noun} '{source}'"
     return source, noun
+
+
+def _json_object_text(source: Any) -> str | None:
+    """The JSON text ``source`` is or names, when :func:`read_source` would read it as JSON and it holds
+    an object: JSON text starting with ``{``, or a path to a file that is not ``.toml``. ``None`` for
+    anything else (TOML, a mapping, a model). A file that cannot be read raises its InputError here."""
+    if isinstance(source, str) and source.lstrip().startswith("{"):
+        text = source
+    elif isinstance(source, Path | str) and not (isinstance(source, str) and (
+            "\n" in source or source.lstrip().startswith(("[", '"')))):
+        path = Path(source)
+        if path.suffix.lower() == ".toml":
+            return None
+        text = read_text_file(path)
+    else:
+        return None
+    return text if text.lstrip(" \t\r\n").startswith("{") else None
+
+
+def validate_json_source(model: type[M], source: Any) -> M | None:
+    """``source`` (JSON text or a JSON file's path) validated as ``model`` by one pass of pydantic's
+    parser, when :func:`~bondfolio.inputs.jsontext.guards_pass` proves the text free of what
+    :func:`parse_text` refuses (repeated keys, deep nesting) without parsing it; ``None`` when the
+    source is not JSON object text, the scan cannot prove it, or validation fails. The caller then takes
+    :func:`read_source` and :func:`validate_document`, whose messages name every problem."""
+    text = _json_object_text(source)
+    if text is None:
+        return None
+    try:
+        if not guards_pass(text.encode("utf-8"), MAX_DEPTH):
+            return None
+        with collector_paused():
+            return model.model_validate_json(text)
+    except (UnicodeEncodeError, ValidationError):  # lone surrogates in a string; a problem to name
+        return None
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector for the block (unless it is paused already).
+
+    Validating a large document allocates hundreds of thousands of container objects (models, their
+    dicts, lists of numbers), none of them in a reference cycle; each burst of allocations would start a
+    collection that walks every live object, which at 10,000 opportunities costs about as much as the
+    validation itself. Reference counting still frees everything as usual."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 Describe = Callable[[tuple[int | str, ...]], str]

@@ -7,7 +7,15 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
-from bondfolio.inputs.base import Address, Amount, OmitUnset, StrictModel, read_source, validate_document
+from bondfolio.inputs.base import (
+    Address,
+    Amount,
+    OmitUnset,
+    StrictModel,
+    read_source,
+    validate_document,
+    validate_json_source,
+)
 
 __all__ = ["HOLDINGS_SCHEMA", "Holdings", "IdleBalance", "PositionUnits", "load_holdings"]
 
@@ -74,5 +82,8 @@ def load_holdings(source: Holdings | str | Path | dict[str, Any]) -> Holdings:
     """Load and validate holdings from a model, a JSON file path, JSON text or a mapping."""
     if isinstance(source, Holdings):
         return source
+    fast = validate_json_source(Holdings, source)
+    if fast is not None:
+        return fast
     raw, label = read_source(source, "holdings")
     return validate_document(Holdings, raw, label)

@@ -19,14 +19,14 @@ from bondfolio._lazy import lazy_module
 from bondfolio._version import __version__
 from bondfolio.constraints.cvar import CVaR
 from bondfolio.constraints.liquidity_buffer import LiquidityBuffer, withdrawable
-from bondfolio.inputs.base import canonical_json, sha256_hex
+from bondfolio.inputs.base import canonical_json, canonical_object, collector_paused, sha256_hex
 from bondfolio.inputs.holdings import Holdings
 from bondfolio.inputs.policy import Policy
 from bondfolio.inputs.snapshot import Snapshot
 from bondfolio.inputs.universe import Universe
 from bondfolio.solver.mixed import describe
 from bondfolio.solver.program import Program, Solution
-from bondfolio.solver.record import DECISION_SCHEMA, DecisionRecord, dump_record, input_sha256
+from bondfolio.solver.record import DECISION_SCHEMA, DecisionRecord, dump_record
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -62,21 +62,29 @@ def versions() -> dict[str, str]:
 
 def canonical_inputs(snapshot: Snapshot, policy: Policy, holdings: Holdings | None) -> dict[str, Any]:
     """The three inputs as canonical JSON data (what a record embeds and what the hashes cover)."""
-    return {
-        "snapshot": snapshot.model_dump(mode="json", by_alias=True),
-        "policy": policy.model_dump(mode="json", by_alias=True),
-        "holdings": None if holdings is None else holdings.model_dump(mode="json", by_alias=True),
-    }
+    with collector_paused():
+        return {
+            "snapshot": snapshot.model_dump(mode="json", by_alias=True),
+            "policy": policy.model_dump(mode="json", by_alias=True),
+            "holdings": None if holdings is None else holdings.model_dump(mode="json", by_alias=True),
+        }
 
 
 def inputs_digest(snapshot: Snapshot, policy: Policy, holdings: Holdings | None,
                   parts: dict[str, Any] | None = None) -> dict[str, str | None]:
     """sha256 of each canonical input and of the three together (``inputs_sha256``)."""
-    parts = canonical_inputs(snapshot, policy, holdings) if parts is None else parts
-    out: dict[str, str | None] = {"inputs_sha256": sha256_hex(canonical_json(parts))}
+    return _digest(canonical_inputs(snapshot, policy, holdings) if parts is None else parts)[0]
+
+
+def _digest(parts: dict[str, Any]) -> tuple[dict[str, str | None], str]:
+    """The input hashes of :func:`canonical_inputs`' ``parts`` and the canonical text of all three, each
+    input's text made once: ``inputs_sha256`` is over the object of the three texts."""
+    texts = {key: canonical_json(value, finite=True) for key, value in parts.items()}  # JSON-mode dumps
+    whole = canonical_object(texts)
+    out: dict[str, str | None] = {"inputs_sha256": sha256_hex(whole)}
     for key, value in parts.items():
-        out[f"{key}_sha256"] = input_sha256(value)
-    return out
+        out[f"{key}_sha256"] = None if value is None else sha256_hex(texts[key])
+    return out, whole
 
 
 @dataclass
@@ -283,7 +291,8 @@ class Decision:
             for a in self._allocation if abs(a["trade_amount"]) > TRADE_EPSILON * self.universe.nav
         ]
         inputs = canonical_inputs(self.snapshot, self.policy, self.holdings)
-        return DecisionRecord.model_validate({
+        digest, inputs_text = _digest(inputs)
+        body: dict[str, Any] = {
             "schema": DECISION_SCHEMA,
             "policy": self.policy.name,
             "as_of": self.snapshot.as_of.timestamp.isoformat(),
@@ -306,7 +315,7 @@ class Decision:
             **({"trade_choice": sol.mixed} if sol.mixed is not None else {}),
             **({"flow": self.flow} if self.flow is not None else {}),
             "provenance": {
-                **inputs_digest(self.snapshot, self.policy, self.holdings, inputs),
+                **digest,
                 "versions": versions(),
                 "effective_policy": {
                     **self.policy.model_dump(mode="json", by_alias=True, exclude={"constraints"}),
@@ -320,7 +329,10 @@ class Decision:
                 "attempt_seconds": [a.seconds for a in sol.attempts],
             },
             **({"inputs": inputs} if self.embed_inputs else {}),
-        }).sealed()
+        }
+        with collector_paused():
+            record = DecisionRecord.model_validate(body)
+        return record.sealed(inputs_text if self.embed_inputs else None)
 
     def to_dict(self) -> dict[str, Any]:
         """The record as JSON-ready data, keys in a fixed order (:meth:`DecisionRecord.to_dict`)."""

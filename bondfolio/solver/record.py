@@ -27,8 +27,17 @@ from bondfolio.errors import InputError
 
 if TYPE_CHECKING:
     import pandas as pd
-from bondfolio.inputs.base import OmitUnset, canonical_json, read_source, sha256_hex
+from bondfolio.inputs.base import (
+    JsonDocument,
+    OmitUnset,
+    canonical_json,
+    canonical_object,
+    collector_paused,
+    read_source,
+    sha256_hex,
+)
 from bondfolio.inputs.holdings import Holdings, load_holdings
+from bondfolio.inputs.jsontext import dumps
 from bondfolio.inputs.policy import Policy, load_policy
 from bondfolio.inputs.snapshot import Snapshot, load_snapshot
 
@@ -57,14 +66,24 @@ def hashed_part(record: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in record.items() if k not in UNHASHED}
 
 
-def record_sha256(record: Mapping[str, Any]) -> str:
-    """sha256 of the canonical JSON of :func:`hashed_part`."""
-    return sha256_hex(canonical_json(hashed_part(record)))
+def record_sha256(record: Mapping[str, Any], *, finite: bool = False, inputs_text: str | None = None) -> str:
+    """sha256 of the canonical JSON of :func:`hashed_part`.
+
+    ``finite`` says the record holds no NaN or infinity (a JSON-mode dump), so the fast encoder may write
+    the text (:func:`~bondfolio.inputs.base.canonical_json`). ``inputs_text``, when given, is the
+    canonical text of ``record["inputs"]`` already made (for the input hashes), used instead of making
+    it again."""
+    part = hashed_part(record)
+    if inputs_text is None or "inputs" not in part:
+        return sha256_hex(canonical_json(part, finite=finite))
+    members = {key: canonical_json(value, finite=finite) for key, value in part.items() if key != "inputs"}
+    return sha256_hex(canonical_object({**members, "inputs": inputs_text}))
 
 
 def input_sha256(data: Any) -> str | None:
-    """sha256 of one canonical input as it is embedded (``None`` for absent holdings)."""
-    return None if data is None else sha256_hex(canonical_json(data))
+    """sha256 of one canonical input as it is embedded (``None`` for absent holdings): ``data`` is the
+    input's model dumped in JSON mode."""
+    return None if data is None else sha256_hex(canonical_json(data, finite=True))
 
 
 # ---------------------------------------------------------------------------------------------- parts
@@ -303,22 +322,51 @@ class DecisionRecord(_Part):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, use_attribute_docstrings=True,
                               allow_inf_nan=False)
     _label: str = PrivateAttr(default="decision")
+    _json: dict[str, Any] | None = PrivateAttr(default=None)
+    """:meth:`_data`, once made (the record is frozen; :meth:`model_copy` starts without it)."""
 
     # ------------------------------------------------------------------ building and writing
     def to_dict(self) -> dict[str, Any]:
         """The record as JSON data, keys in the written order; optional parts absent when unset."""
-        out = self.model_dump(mode="json", by_alias=True)
+        with collector_paused():
+            out = self.model_dump(mode="json", by_alias=True)
         for key in _OPTIONAL:
             if out.get(key) is None:
                 out.pop(key, None)
         return out
 
-    def sealed(self) -> DecisionRecord:
-        """A copy with ``record_sha256`` set to the hash of its content."""
-        return self.model_copy(update={"record_sha256": record_sha256(self.to_dict())})
+    def _data(self) -> dict[str, Any]:
+        """:meth:`to_dict` with the embedded inputs' own dicts (already JSON data) instead of copies, made
+        once: for reading only, so sealing, writing and verifying share one dump."""
+        if self._json is not None:
+            return self._json
+        with collector_paused():
+            out = self.model_dump(mode="json", by_alias=True, exclude={"inputs"})
+        for key in _OPTIONAL:
+            if out.get(key) is None:
+                out.pop(key, None)
+        if self.inputs is not None:
+            out["inputs"] = {"snapshot": self.inputs.snapshot, "policy": self.inputs.policy,
+                             "holdings": self.inputs.holdings}
+        self._json = out
+        return out
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> DecisionRecord:
+        copy = super().model_copy(update=update, deep=deep)
+        copy._json = None  # the copy's content may differ: it makes its own
+        return copy
+
+    def sealed(self, inputs_text: str | None = None) -> DecisionRecord:
+        """A copy with ``record_sha256`` set to the hash of its content (``inputs_text``: the embedded
+        inputs' canonical text, when already made)."""
+        data = self._data()
+        seal = record_sha256(data, finite=True, inputs_text=inputs_text)
+        out = self.model_copy(update={"record_sha256": seal})
+        out._json = {**data, HASH_KEY: seal}  # the same dump, the seal in its place (the keys keep their order)
+        return out
 
     def to_json(self, indent: int | None = 2) -> str:
-        return dump_record(self.to_dict(), indent)
+        return dump_record(self._data(), indent, finite=True)
 
     # ------------------------------------------------------------------ views
     @property
@@ -438,8 +486,12 @@ def load_decision(source: DecisionRecord | str | Path | Mapping[str, Any], verif
         if not isinstance(stored, str):
             raise InputError(f"{label} has no '{HASH_KEY}': it was not written by 'bondfolio allocate' or was "
                              "stripped; it cannot be verified")
+        # json.dumps refuses the NaN or Infinity a text may spell; a text spelling neither has finite numbers
+        # only, which the faster encoder writes alike
+        finite = isinstance(raw, JsonDocument) and bool(raw.text) and "NaN" not in raw.text \
+            and "Infinity" not in raw.text
         try:
-            actual = record_sha256(raw)
+            actual = record_sha256(raw, finite=finite)
         except ValueError:
             raise InputError(f"{label} holds a NaN or infinite number: records hold finite numbers only, so it "
                              "was not written by bondfolio") from None
@@ -447,17 +499,28 @@ def load_decision(source: DecisionRecord | str | Path | Mapping[str, Any], verif
             raise InputError(f"{label}: '{HASH_KEY}' is {stored[:16]}… but the content hashes to {actual[:16]}…: "
                              "the record was edited or damaged after it was written, so it is not trusted")
     try:
-        record = DecisionRecord.model_validate(raw)
+        with collector_paused():
+            record = DecisionRecord.model_validate(raw)
     except ValidationError as exc:
         problems = [f"field '{'.'.join(str(p) for p in e['loc'])}': {e['msg']}" for e in exc.errors()[:20]]
         raise InputError(problems, f"{label} (decision record format)") from None
-    if verify and record_sha256(record.to_dict()) != raw[HASH_KEY]:
+    if verify and record_sha256(record._data(), finite=True) != raw[HASH_KEY]:
         raise InputError(f"{label}: its content is not in this bondfolio's record format (the typed record does not "
                          "reproduce the sealed content)")
     record._label = label
     return record
 
 
-def dump_record(record: Mapping[str, Any], indent: int | None = 2) -> str:
-    """JSON text of a record (finite numbers only, trailing newline)."""
+def dump_record(record: Mapping[str, Any], indent: int | None = 2, *, finite: bool = False) -> str:
+    """JSON text of a record (finite numbers only, trailing newline).
+
+    With ``finite`` (the record is a JSON-mode dump, so holds no NaN or infinity) orjson writes the
+    text: the layout of ``json.dumps`` (two-space indent, keys in order), numbers in their shortest
+    round-trip spelling (``5e-7`` and ``0.00005`` where Python writes ``5e-07`` and ``5e-05``), so the
+    record reads back to the same numbers and its sha256, taken over the canonical text, is unchanged.
+    """
+    if finite:
+        text = dumps(record, indent=indent, python_floats=False, newline=True)
+        if text is not None:
+            return text
     return json.dumps(record, indent=indent, allow_nan=False, ensure_ascii=False) + "\n"
