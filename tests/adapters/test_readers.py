@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from decimal import Decimal, localcontext
+from fractions import Fraction
 
 import pytest
 from web3 import Web3
@@ -133,7 +134,8 @@ def test_vault_holder_max_withdraw(chain: Chain, tmp_path) -> None:  # type: ign
     snapshot, _ = read_snapshot(path, {"devnet": chain.node.url}, block=chain.world.block)
     vault = contract(chain, chain.world.vault, "TestVault")
     expected = vault.functions.maxWithdraw(lender).call(block_identifier=chain.world.block)
-    assert snapshot.opportunities[0].available_liquidity == expected / 1e18 == pytest.approx(1_001_000, rel=1e-9)
+    assert snapshot.opportunities[0].available_liquidity == float(Fraction(expected, 10**18))
+    assert float(Fraction(expected, 10**18)) == pytest.approx(1_001_000, rel=1e-9)
 
 
 def test_pendle_pt_price_and_duration(chain: Chain, snap) -> None:  # type: ignore[no-untyped-def]
@@ -200,7 +202,7 @@ def test_metamorpho_allocation_and_yield_match_contracts(chain: Chain, snap) -> 
     irm = contract(chain, w.morpho_irm, "AdaptiveCurveIrm")
     o = opps["metamorpho-devnet-usdc"]
     total = vault.functions.totalAssets().call()
-    assert o.tvl == total / 1e18
+    assert o.tvl == float(Fraction(total, 10**18))  # correctly rounded (int / 1e18 rounds twice)
     details = report["details"]["metamorpho-devnet-usdc"]
     income, free = 0.0, 0
     for market_id, entry in zip((w.morpho_market_id, w.morpho_market_id2), details["markets"], strict=True):
