@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 else:
     cp = lazy_module("cvxpy", globals(), "cp")
 
-__all__ = ["Compiled", "Constraint", "ParamSet", "RowResult", "Rows"]
+__all__ = ["Compiled", "Constraint", "Linear", "ParamSet", "RowResult", "Rows"]
 
 
 @dataclass
@@ -151,6 +151,36 @@ class Compiled:
 
 
 @dataclass(frozen=True)
+class Linear:
+    """A family's rows as a linear map: ``f = W w + cash * c + T a`` with ``a`` the trade sizes
+    (:attr:`~bondfolio.constraints.variables.Vars.trade_size`).
+
+    What the direct conic assembly (:mod:`bondfolio.solver.direct`) reads instead of compiling the
+    family's cvxpy expression: the same numbers (``rows.coefficients``), so the two agree exactly.
+    """
+
+    w: Any
+    """``W``: a scipy sparse matrix, rows x n."""
+    cash: np.ndarray
+    """The cash coefficient of each row."""
+    trade: Any = None
+    """``T``: a scipy sparse matrix, rows x n, or ``None`` when no row reads the trade sizes."""
+
+    @staticmethod
+    def of(m: int, n: int, rows: Any, cols: Any, values: Any = 1.0, cash: Any = 0.0,
+           trade: tuple[Any, Any, Any] | None = None) -> Linear:
+        """From (row, column, value) triplets over the weights (and ``trade``'s over the trade sizes)."""
+        import scipy.sparse as sp
+
+        def matrix(r: Any, c: Any, v: Any) -> Any:
+            r, c = np.asarray(r, dtype=np.intp), np.asarray(c, dtype=np.intp)
+            return sp.csr_array((np.broadcast_to(np.asarray(v, dtype=float), c.shape), (r, c)), shape=(m, n))
+
+        t = None if trade is None else matrix(*trade)
+        return Linear(matrix(rows, cols, values), np.broadcast_to(np.asarray(cash, dtype=float), (m,)).copy(), t)
+
+
+@dataclass(frozen=True)
 class RowResult:
     """The independent check of one row on a finished allocation."""
 
@@ -212,6 +242,12 @@ class Constraint(ConstraintSpec):
         """Weight ``rho`` of a soft form: the objective subtracts ``rho * f_0(w, c)`` (the first row).
         0 (no penalty) by default; only convex single-row families may have one."""
         return 0.0
+
+    def linear(self, rows: Rows, v: Vars) -> Linear | None:
+        """The rows as a linear map of weights, cash and trade sizes (:class:`Linear`), for the direct
+        conic assembly of large books (:mod:`bondfolio.solver.direct`). ``None`` (the default) when the
+        rows are not linear in those: a program with such a family is solved through cvxpy."""
+        return None
 
     def implies_within_available(self, rows: Rows) -> np.ndarray | None:
         """Indices whose weight this family keeps at or below ``available_liquidity / NAV`` for any

@@ -27,6 +27,8 @@ from bondfolio.inputs.universe import Universe
 
 if TYPE_CHECKING:
     import cvxpy as cp
+
+    from bondfolio.solver.direct import Conic
 else:
     cp = lazy_module("cvxpy", globals(), "cp")
 
@@ -180,6 +182,8 @@ def solve_once(program: Solvable, reuse: bool = False) -> Solution:
         No solver in the order produced an answer.
     """
     from bondfolio.solver.cvar_cuts import blocks_of
+    from bondfolio.solver.direct import assemble
+    from bondfolio.solver.program import Program
 
     blocks = blocks_of(program)
     if blocks:
@@ -196,6 +200,8 @@ def solve_once(program: Solvable, reuse: bool = False) -> Solution:
         if name in TIGHTER:
             tries.append((name, TIGHTER[name], True))
     skip: set[str] = set()
+    conic: Conic | None = None
+    assembled = False
     for name, options, tightened in tries:
         if name in skip:
             continue
@@ -206,10 +212,21 @@ def solve_once(program: Solvable, reuse: bool = False) -> Solution:
         if name == "HIGHS":
             silence_highs_banner()
         start = time.perf_counter()
+        if name == "CLARABEL" and not reuse and not assembled:
+            # None: a shape the direct assembly does not cover (solved through cvxpy)
+            conic, assembled = (assemble(program) if isinstance(program, Program) else None), True
+        direct = name == "CLARABEL" and conic is not None
+        solver_seconds: float | None = None
         try:
-            with warnings.catch_warnings():  # an inaccurate status is recorded and checked, not printed
-                warnings.filterwarnings("ignore", message="Solution may be inaccurate")
-                program.problem.solve(solver=name, ignore_dpp=not reuse, warm_start=False, **options)
+            if direct:
+                assert conic is not None
+                solver_seconds = conic.solve(options)
+            else:
+                with warnings.catch_warnings():  # an inaccurate status is recorded and checked, not printed
+                    warnings.filterwarnings("ignore", message="Solution may be inaccurate")
+                    program.problem.solve(solver=name, ignore_dpp=not reuse, warm_start=False, **options)
+                stats = program.problem.solver_stats
+                solver_seconds = None if stats is None or stats.solve_time is None else float(stats.solve_time)
         except cp.error.SolverError as exc:
             attempts.append(Attempt(name, "error", False, time.perf_counter() - start, str(exc)[:300]))
             continue
@@ -240,7 +257,6 @@ def solve_once(program: Solvable, reuse: bool = False) -> Solution:
                                                                         "; retrying with tighter settings")))
             continue
         attempts.append(Attempt(name, status, True, seconds, "tighter settings" if tightened else ""))
-        stats = program.problem.solver_stats
         return Solution(
             point=point,
             solver=name,
@@ -252,8 +268,9 @@ def solve_once(program: Solvable, reuse: bool = False) -> Solution:
             duals=[comp.duals(OBJECTIVE_SCALE) for comp in program.compiled],
             compile_seconds=program.build_seconds,
             solve_seconds=seconds,
-            solver_seconds=None if stats is None or stats.solve_time is None else float(stats.solve_time),
-            options={"ignore_dpp": not reuse, "objective_scale": OBJECTIVE_SCALE, **options},
+            solver_seconds=solver_seconds,
+            options={"ignore_dpp": not reuse, "objective_scale": OBJECTIVE_SCALE,
+                     "assembly": "direct" if direct else "cvxpy", **options},
             order=order,
             order_from=order_from,
         )
