@@ -13,13 +13,14 @@ import os
 import sys
 import time
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from bondfolio._lazy import lazy_module
-from bondfolio.constraints.base import Compiled, Constraint, RowResult
+from bondfolio.constraints.base import Checks, Compiled, Constraint, RowResult
 from bondfolio.constraints.variables import Point, Vars
 from bondfolio.errors import CheckFailedError, InfeasibleError, SolverError, UnboundedError
 from bondfolio.inputs.policy import DEFAULT_SOLVERS, SCENARIO_LP_SOLVERS, Policy
@@ -72,7 +73,7 @@ class Solvable(Protocol):
     build_seconds: float
     partitions: dict[str, np.ndarray]
 
-    def check(self, point: Point) -> list[RowResult]: ...
+    def check(self, point: Point) -> Sequence[RowResult]: ...
 
 
 @dataclass(frozen=True)
@@ -101,7 +102,7 @@ class Solution:
     objective: float
     """Objective value (APY units) as the solver reported it, scaled back."""
     attempts: list[Attempt]
-    checks: list[RowResult]
+    checks: Sequence[RowResult]
     duals: list[np.ndarray]
     compile_seconds: float
     solve_seconds: float
@@ -127,7 +128,7 @@ class Solution:
 
     @property
     def max_violation(self) -> float:
-        return max((r.violation for r in self.checks), default=0.0)
+        return _largest_violation(self.checks)
 
 
 @functools.cache
@@ -191,7 +192,7 @@ def solve_once(program: Solvable, reuse: bool = False) -> Solution:
     settings = program.policy.solver
     attempts: list[Attempt] = []
     installed = _installed_solvers()
-    failed_check: list[RowResult] = []
+    failed_check: Sequence[RowResult] = []
     infeasible_inaccurate = False
     tries: list[tuple[str, dict[str, Any], bool]] = []
     order, order_from = solver_order(program)
@@ -248,7 +249,7 @@ def solve_once(program: Solvable, reuse: bool = False) -> Solution:
             continue
         point = _point(program)
         checks = program.check(point)
-        worst = max((r.violation for r in checks), default=0.0)
+        worst = _largest_violation(checks)
         if worst > settings.check_tolerance:
             failed_check = checks
             attempts.append(Attempt(name, status, False, seconds,
@@ -277,13 +278,19 @@ def solve_once(program: Solvable, reuse: bool = False) -> Solution:
     raise _no_answer(program, attempts, failed_check, infeasible_inaccurate)
 
 
+def _largest_violation(checks: Sequence[RowResult]) -> float:
+    if isinstance(checks, Checks):
+        return checks.max_violation
+    return max((r.violation for r in checks), default=0.0)
+
+
 def _point(program: Solvable) -> Point:
     """The allocation the program's variables hold after a solve."""
     margin = float(np.asarray(program.vars.margin.value)) if program.vars.has_margin else 0.0
     return Point(np.array(program.vars.w.value, dtype=float), float(np.asarray(program.vars.cash.value)), margin)
 
 
-def _no_answer(program: Solvable, attempts: list[Attempt], failed_check: list[RowResult],
+def _no_answer(program: Solvable, attempts: list[Attempt], failed_check: Sequence[RowResult],
                infeasible_inaccurate: bool) -> Exception:
     """The error when no solver of the order gave a verified allocation."""
     summary = "; ".join(f"{a.solver}: {a.status}" + (f" ({a.detail})" if a.detail else "") for a in attempts)
@@ -316,7 +323,7 @@ def _solve_aggregated(program: Solvable, blocks: list[Any], reuse: bool) -> Solu
     order, order_from = solver_order(program)
     installed = _installed_solvers()
     attempts: list[Attempt] = []
-    failed_check: list[RowResult] = []
+    failed_check: Sequence[RowResult] = []
     linear = program.problem.is_lp()
     for name in order:
         if name not in installed:
@@ -348,7 +355,7 @@ def _solve_aggregated(program: Solvable, blocks: list[Any], reuse: bool) -> Solu
         seconds = time.perf_counter() - start
         point = _point(program)
         checks = program.check(point)
-        worst = max((r.violation for r in checks), default=0.0)
+        worst = _largest_violation(checks)
         detail = "aggregated scenarios: " + "; ".join(
             f"{b.label}: {b.solves} master solves, {b.groups} groups of {b.probability.size} scenarios" for b in blocks)
         if worst > settings.check_tolerance:
