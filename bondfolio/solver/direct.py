@@ -31,13 +31,11 @@ import numpy as np
 
 from bondfolio._lazy import lazy_module
 from bondfolio.constraints.risk import MaxVolatility
-from bondfolio.solver.objective import Cash, Risk, TradingCost
 
 if TYPE_CHECKING:
     import cvxpy as cp
     import scipy.sparse as sp
 
-    from bondfolio.solver.program import Program
 else:
     cp = lazy_module("cvxpy", globals(), "cp")
     sp = lazy_module("scipy.sparse", globals(), "sp")
@@ -115,23 +113,27 @@ class Conic:
         return out
 
 
-def assemble(program: Program) -> Conic | None:
-    """The conic data of ``program`` if it has the shape this module covers (see the module docstring),
-    else ``None`` (solve through cvxpy)."""
-    from bondfolio.solver.solve import OBJECTIVE_SCALE
-
+def assemble(program: Any, scale: float) -> Conic | None:
+    """The conic data of ``program`` (a :class:`~bondfolio.solver.program.Program`, its objective times
+    ``scale``) if it has the shape this module covers (see the module docstring), else ``None`` (solve
+    through cvxpy). (Terms are told apart by name: this module sits below the objective package, which
+    imports the solver.)"""
+    if getattr(program, "fold", None) is None:
+        return None
     v, u = program.vars, program.universe
     n = u.n
     if v.hedge_idx.size or v.has_margin or v.outside or u.snapshot.risk.covariance is not None:
         return None
     # the objective: mu' w plus the cash, risk and trading-cost terms, nothing else
-    cash_apy, risk, cost = 0.0, None, None
+    cash_apy: float = 0.0
+    risk: Any = None
+    cost: Any = None
     for term, _ in program.term_expressions:
-        if isinstance(term, Cash):
+        if term.name == "cash":
             cash_apy = float(np.asarray(term.param.value))
-        elif isinstance(term, Risk):
+        elif term.name == "risk":
             risk = term
-        elif isinstance(term, TradingCost):
+        elif term.name == "trading_cost":
             cost = term
         else:
             return None
@@ -229,7 +231,6 @@ def assemble(program: Program) -> Conic | None:
     A = sp.vstack([b.a for b in blocks], format="csc")
     b = np.concatenate([b.b for b in blocks])
     # the objective, minimised: -S (mu' w + cash_apy c - cost' a - risk)
-    scale = OBJECTIVE_SCALE
     q = np.zeros(size)
     q[:n] = -scale * np.asarray(program.mu.value, dtype=float)
     q[n] = -scale * cash_apy

@@ -184,7 +184,6 @@ def solve_once(program: Solvable, reuse: bool = False) -> Solution:
     """
     from bondfolio.solver.cvar_cuts import blocks_of
     from bondfolio.solver.direct import assemble
-    from bondfolio.solver.program import Program
 
     blocks = blocks_of(program)
     if blocks:
@@ -215,7 +214,7 @@ def solve_once(program: Solvable, reuse: bool = False) -> Solution:
         start = time.perf_counter()
         if name == "CLARABEL" and not reuse and not assembled:
             # None: a shape the direct assembly does not cover (solved through cvxpy)
-            conic, assembled = (assemble(program) if isinstance(program, Program) else None), True
+            conic, assembled = assemble(program, OBJECTIVE_SCALE), True
         direct = name == "CLARABEL" and conic is not None
         solver_seconds: float | None = None
         try:

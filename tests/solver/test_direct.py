@@ -50,7 +50,7 @@ def _both(snapshot: Any, policy: Any, holdings: Any) -> tuple[Program, Program]:
     """The program solved from the direct assembly, and the same program solved through cvxpy."""
     inputs = load_inputs(snapshot, policy, holdings)
     direct, reference = Program(inputs.universe, inputs.policy), Program(inputs.universe, inputs.policy)
-    conic = assemble(direct)
+    conic = assemble(direct, OBJECTIVE_SCALE)
     assert conic is not None
     conic.solve(SOLVER_OPTIONS["CLARABEL"])
     reference.problem.solve(solver="CLARABEL", ignore_dpp=True, **SOLVER_OPTIONS["CLARABEL"])
@@ -108,7 +108,7 @@ def test_other_shapes_go_through_cvxpy(shape: str) -> None:
         policy = _with(policy, drop=("liquidity_share",))
     inputs = load_inputs(snapshot, policy, holdings)
     if shape != "dpp":
-        assert assemble(Program(inputs.universe, inputs.policy)) is None
+        assert assemble(Program(inputs.universe, inputs.policy), OBJECTIVE_SCALE) is None
     decision = bondfolio.allocate(snapshot, policy, holdings, dpp=shape == "dpp")
     assert decision.solution.options["assembly"] == "cvxpy"
     assert decision.check["passed"]
