@@ -8,7 +8,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from bondfolio._lazy import lazy_module
-from bondfolio.constraints.base import Constraint, ParamSet, Rows
+from bondfolio.constraints.base import Constraint, Linear, ParamSet, Rows
 from bondfolio.constraints.select import Selector
 from bondfolio.constraints.variables import Point, Vars
 from bondfolio.inputs.universe import Universe
@@ -45,6 +45,11 @@ class _Band(Constraint):
 
     def expression(self, rows: Rows, p: ParamSet, v: Vars) -> cp.Expression:
         return p["coef"] @ v.w
+
+    def linear(self, rows: Rows, v: Vars) -> Linear | None:
+        coef = rows.coefficients["coef"]
+        idx = np.flatnonzero(coef)
+        return Linear.of(1, v.n, np.zeros(idx.size), idx, coef[idx])
 
     def evaluate(self, rows: Rows, x: Point, u: Universe) -> np.ndarray:
         return np.array([float(rows.coefficients["coef"] @ x.w)])

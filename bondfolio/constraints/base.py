@@ -13,7 +13,7 @@ data), ``expression`` and ``evaluate``. Nothing else changes.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 else:
     cp = lazy_module("cvxpy", globals(), "cp")
 
-__all__ = ["Compiled", "Constraint", "ParamSet", "RowResult", "Rows"]
+__all__ = ["Checks", "Compiled", "Constraint", "Linear", "ParamSet", "RowResult", "Rows"]
 
 
 @dataclass
@@ -151,6 +151,36 @@ class Compiled:
 
 
 @dataclass(frozen=True)
+class Linear:
+    """A family's rows as a linear map: ``f = W w + cash * c + T a`` with ``a`` the trade sizes
+    (:attr:`~bondfolio.constraints.variables.Vars.trade_size`).
+
+    What the direct conic assembly (:mod:`bondfolio.solver.direct`) reads instead of compiling the
+    family's cvxpy expression: the same numbers (``rows.coefficients``), so the two agree exactly.
+    """
+
+    w: Any
+    """``W``: a scipy sparse matrix, rows x n."""
+    cash: np.ndarray
+    """The cash coefficient of each row."""
+    trade: Any = None
+    """``T``: a scipy sparse matrix, rows x n, or ``None`` when no row reads the trade sizes."""
+
+    @staticmethod
+    def of(m: int, n: int, rows: Any, cols: Any, values: Any = 1.0, cash: Any = 0.0,
+           trade: tuple[Any, Any, Any] | None = None) -> Linear:
+        """From (row, column, value) triplets over the weights (and ``trade``'s over the trade sizes)."""
+        import scipy.sparse as sp
+
+        def matrix(r: Any, c: Any, v: Any) -> Any:
+            r, c = np.asarray(r, dtype=np.intp), np.asarray(c, dtype=np.intp)
+            return sp.csr_array((np.broadcast_to(np.asarray(v, dtype=float), c.shape), (r, c)), shape=(m, n))
+
+        t = None if trade is None else matrix(*trade)
+        return Linear(matrix(rows, cols, values), np.broadcast_to(np.asarray(cash, dtype=float), (m,)).copy(), t)
+
+
+@dataclass(frozen=True)
 class RowResult:
     """The independent check of one row on a finished allocation."""
 
@@ -165,6 +195,75 @@ class RowResult:
     violation: float
     """How far outside the bounds (0 when satisfied)."""
     unit: str
+
+
+class Checks(Sequence[RowResult]):
+    """The independent check of a whole program: per family, the arrays of row values, bounds and
+    violations, with each :class:`RowResult` made only when read (a book of n = 10,000 has 40,000 rows,
+    and deciding whether an answer passes needs only the largest violation)."""
+
+    def __init__(self) -> None:
+        self._blocks: list[tuple[str, str, list[str], np.ndarray, np.ndarray, np.ndarray, np.ndarray, str]] = []
+        self._starts: list[int] = []
+        self._size = 0
+        self._worst = 0.0
+
+    def add(self, constraint: str, kind: str, labels: list[str], values: np.ndarray, lower: np.ndarray,
+            upper: np.ndarray, violation: np.ndarray, unit: str) -> None:
+        """One family's rows (``violation`` as :meth:`Constraint.row_values` gives it)."""
+        self._blocks.append((constraint, kind, labels, values, lower, upper, violation, unit))
+        self._starts.append(self._size)
+        self._size += len(labels)
+        self._worst = max(self._worst, float(violation.max(initial=0.0)))
+
+    def extend_results(self, results: Sequence[RowResult]) -> None:
+        """Rows already checked one by one (the fixed-cost term's)."""
+        for r in results:
+            self.add(r.constraint, r.kind, [r.row], np.array([r.value]), np.array([r.lower]), np.array([r.upper]),
+                     np.array([r.violation]), r.unit)
+
+    @property
+    def max_violation(self) -> float:
+        return self._worst
+
+    def __len__(self) -> int:
+        return self._size
+
+    def _row(self, block: int, r: int) -> RowResult:
+        constraint, kind, labels, values, lower, upper, violation, unit = self._blocks[block]
+        value, lo, hi = float(values[r]), float(lower[r]), float(upper[r])
+        return RowResult(constraint, kind, labels[r], value, lo, hi, float(np.minimum(value - lo, hi - value)),
+                         float(violation[r]), unit)
+
+    def worst(self) -> RowResult | None:
+        """The first row with the largest violation (``max(checks, key=violation)``), or ``None``."""
+        best: tuple[float, int, int] | None = None
+        for block, (*_, violation, _) in enumerate(self._blocks):
+            if violation.size:
+                r = int(np.argmax(violation))
+                if best is None or violation[r] > best[0]:
+                    best = (float(violation[r]), block, r)
+        return None if best is None else self._row(best[1], best[2])
+
+    def violations(self, tol: float) -> list[RowResult]:
+        """The rows violated by more than ``tol``, in order."""
+        return [self._row(block, int(r)) for block, (*_, violation, _) in enumerate(self._blocks)
+                for r in np.flatnonzero(violation > tol)]
+
+    def __getitem__(self, index: int) -> RowResult:  # type: ignore[override]
+        if index < 0:
+            index += self._size
+        if not 0 <= index < self._size:
+            raise IndexError(index)
+        import bisect
+
+        block = bisect.bisect_right(self._starts, index) - 1
+        return self._row(block, index - self._starts[block])
+
+    def __iter__(self) -> Iterator[RowResult]:
+        for block, (_, _, labels, *_rest) in enumerate(self._blocks):
+            for r in range(len(labels)):
+                yield self._row(block, r)
 
 
 class Constraint(ConstraintSpec):
@@ -212,6 +311,12 @@ class Constraint(ConstraintSpec):
         """Weight ``rho`` of a soft form: the objective subtracts ``rho * f_0(w, c)`` (the first row).
         0 (no penalty) by default; only convex single-row families may have one."""
         return 0.0
+
+    def linear(self, rows: Rows, v: Vars) -> Linear | None:
+        """The rows as a linear map of weights, cash and trade sizes (:class:`Linear`), for the direct
+        conic assembly of large books (:mod:`bondfolio.solver.direct`). ``None`` (the default) when the
+        rows are not linear in those: a program with such a family is solved through cvxpy."""
+        return None
 
     def implies_within_available(self, rows: Rows) -> np.ndarray | None:
         """Indices whose weight this family keeps at or below ``available_liquidity / NAV`` for any
@@ -302,6 +407,11 @@ class Constraint(ConstraintSpec):
                 f"{type(self).__name__}.evaluate returned {values.shape}, expected {len(rows.labels)} rows"
             )
         return values, np.maximum(np.maximum(rows.lower - values, values - rows.upper), 0.0)
+
+    def check_into(self, checks: Checks, x: Point, u: Universe, rows: Rows) -> None:
+        """:meth:`check`'s rows added to ``checks`` as arrays (no per-row objects)."""
+        values, violation = self.row_values(x, u, rows)
+        checks.add(self.label, self.kind, rows.labels, values, rows.lower, rows.upper, violation, rows.unit)
 
     def check(self, x: Point, u: Universe, rows: Rows | None = None) -> list[RowResult]:
         """Evaluate every row on allocation ``x`` with numpy and compare with its bounds."""

@@ -8,7 +8,7 @@ import numpy as np
 from pydantic import model_validator
 
 from bondfolio._lazy import lazy_module
-from bondfolio.constraints.base import Constraint, ParamSet, Rows
+from bondfolio.constraints.base import Constraint, Linear, ParamSet, Rows
 from bondfolio.constraints.variables import Point, Vars
 from bondfolio.inputs.base import Fraction
 from bondfolio.inputs.universe import Universe
@@ -72,6 +72,12 @@ class Budget(Constraint):
         if "margin" not in rows.coefficients:
             return cp.hstack([total, v.cash])
         return cp.hstack([total + v.margin, v.cash, v.margin - p["margin"] @ v.hedge_size])
+
+    def linear(self, rows: Rows, v: Vars) -> Linear | None:
+        if "margin" in rows.coefficients:
+            return None
+        deposits = rows.structure["deposits"]
+        return Linear.of(2, v.n, np.zeros(deposits.size), deposits, cash=[1.0, 1.0])
 
     def evaluate(self, rows: Rows, x: Point, u: Universe) -> np.ndarray:
         total = float(np.sum(x.w[rows.structure["deposits"]])) + x.cash

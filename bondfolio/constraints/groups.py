@@ -8,7 +8,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from bondfolio._lazy import lazy_module
-from bondfolio.constraints.base import Constraint, ParamSet, Rows
+from bondfolio.constraints.base import Constraint, Linear, ParamSet, Rows
 from bondfolio.constraints.select import Selector
 from bondfolio.constraints.variables import Point, Vars
 from bondfolio.inputs.base import Fraction
@@ -89,6 +89,10 @@ class _GroupBound(Constraint):
         r, c = rows.structure["members"]
         matrix = sp.csr_matrix((np.ones(c.size), (r, c)), shape=(len(rows.labels), rows.structure["n"]))
         return matrix @ v.w
+
+    def linear(self, rows: Rows, v: Vars) -> Linear | None:
+        r, c = rows.structure["members"]
+        return Linear.of(len(rows.labels), v.n, r, c)
 
     def evaluate(self, rows: Rows, x: Point, u: Universe) -> np.ndarray:
         r, c = rows.structure["members"]

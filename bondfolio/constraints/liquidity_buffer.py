@@ -8,7 +8,7 @@ import numpy as np
 from pydantic import Field
 
 from bondfolio._lazy import lazy_module
-from bondfolio.constraints.base import Constraint, ParamSet, Rows
+from bondfolio.constraints.base import Constraint, Linear, ParamSet, Rows
 from bondfolio.constraints.variables import Point, Vars
 from bondfolio.inputs.base import Fraction
 from bondfolio.inputs.universe import Universe
@@ -66,6 +66,13 @@ class LiquidityBuffer(Constraint):
         if free.size:
             total = total + cp.sum(v.w[free])
         return total
+
+    def linear(self, rows: Rows, v: Vars) -> Linear | None:
+        capped, free = rows.structure["capped"], rows.structure["free"]
+        if not np.all(v.within_available[capped]):  # min(w_i, a_i / NAV) is not linear
+            return None
+        idx = np.concatenate([free, capped])
+        return Linear.of(1, v.n, np.zeros(idx.size), idx, cash=1.0)
 
     def evaluate(self, rows: Rows, x: Point, u: Universe) -> np.ndarray:
         return np.array([withdrawable(x, rows.structure["capped"], rows.structure["free"],

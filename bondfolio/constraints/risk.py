@@ -8,7 +8,7 @@ import numpy as np
 from pydantic import Field
 
 from bondfolio._lazy import lazy_module
-from bondfolio.constraints.base import Constraint, ParamSet, Rows
+from bondfolio.constraints.base import Constraint, Linear, ParamSet, Rows
 from bondfolio.constraints.variables import Point, Vars
 from bondfolio.inputs.universe import Universe
 
@@ -44,6 +44,12 @@ class RiskBudget(Constraint):
         if rows.structure["hedge"].size:
             total = total + p["hedge"] @ cp.abs(v.w[rows.structure["hedge"]])
         return total
+
+    def linear(self, rows: Rows, v: Vars) -> Linear | None:
+        if rows.structure["hedge"].size:  # |w_h| is not linear
+            return None
+        idx = rows.structure["long"]
+        return Linear.of(1, v.n, np.zeros(idx.size), idx, rows.coefficients["long"])
 
     def evaluate(self, rows: Rows, x: Point, u: Universe) -> np.ndarray:
         value = rows.coefficients["long"] @ x.w[rows.structure["long"]]

@@ -8,7 +8,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from bondfolio._lazy import lazy_module
-from bondfolio.constraints.base import Constraint, ParamSet, Rows
+from bondfolio.constraints.base import Constraint, Linear, ParamSet, Rows
 from bondfolio.constraints.variables import Point, Vars
 from bondfolio.inputs.kinds import Tier
 from bondfolio.inputs.universe import Universe
@@ -67,6 +67,12 @@ class TierShare(Constraint):
         if self.tier is Tier.hedge:
             return p["scale"] @ v.hedge_size
         return cp.sum(v.w[rows.structure["idx"]])
+
+    def linear(self, rows: Rows, v: Vars) -> Linear | None:
+        if self.tier is Tier.hedge:
+            return None
+        idx = rows.structure["idx"]
+        return Linear.of(1, v.n, np.zeros(idx.size), idx)
 
     def evaluate(self, rows: Rows, x: Point, u: Universe) -> np.ndarray:
         if self.tier is Tier.hedge:

@@ -8,7 +8,7 @@ import numpy as np
 from pydantic import Field
 
 from bondfolio._lazy import lazy_module
-from bondfolio.constraints.base import Constraint, ParamSet, Rows
+from bondfolio.constraints.base import Constraint, Linear, ParamSet, Rows
 from bondfolio.constraints.variables import Point, Vars
 from bondfolio.inputs.universe import Universe
 
@@ -40,6 +40,10 @@ class Turnover(Constraint):
 
     def expression(self, rows: Rows, p: ParamSet, v: Vars) -> cp.Expression:
         return cp.sum(v.trade_size)
+
+    def linear(self, rows: Rows, v: Vars) -> Linear | None:
+        none = np.zeros(0, dtype=np.intp)
+        return Linear.of(1, v.n, none, none, trade=(np.zeros(v.n), np.arange(v.n), 1.0))
 
     def evaluate(self, rows: Rows, x: Point, u: Universe) -> np.ndarray:
         return np.array([float(np.sum(np.abs(x.w - u.w0)))])

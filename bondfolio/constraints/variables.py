@@ -79,6 +79,10 @@ class Vars:
         self._hedge_size: cp.Variable | None = None
         self._margin: cp.Variable | None = None
         self.hedge_idx = np.flatnonzero(universe.hedge)
+        self.trade_rows: tuple[cp.Constraint, cp.Constraint] | None = None
+        """The definitions of :attr:`trade_size` (``a >= w - w0``, ``a >= w0 - w``), once made."""
+        self.factor_row: cp.Constraint | None = None
+        """The definition of the factor exposures ``y = R' w``, once made."""
 
     @property
     def w0(self) -> cp.Parameter:
@@ -92,7 +96,8 @@ class Vars:
         """``a`` with ``a >= |w - w0|`` elementwise (see the class docstring)."""
         if self._trade_size is None:
             self._trade_size = cp.Variable(self.n, name="trade_size")
-            self.definitions += [self._trade_size >= self.w - self.w0, self._trade_size >= self.w0 - self.w]
+            self.trade_rows = (self._trade_size >= self.w - self.w0, self._trade_size >= self.w0 - self.w)
+            self.definitions += list(self.trade_rows)
         return self._trade_size
 
     @property
@@ -124,6 +129,22 @@ class Vars:
         return self._margin
 
     @property
+    def has_trade_size(self) -> bool:
+        return self._trade_size is not None
+
+    @property
+    def factor(self) -> cp.Variable | None:
+        """The factor exposures ``y = R' w``, if the program made them (see :meth:`risk_parts`)."""
+        return self._factor
+
+    @property
+    def risk_numbers(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """The values of the risk Parameters ``(R, s)`` as compiled (``None`` before :meth:`risk_parts`)."""
+        if self._risk_params is None:
+            return None
+        return np.asarray(self._risk_params[0].value), np.asarray(self._risk_params[1].value)
+
+    @property
     def has_margin(self) -> bool:
         return self._margin is not None
 
@@ -137,7 +158,8 @@ class Vars:
             self._risk_params = (rp, sp)
             if r.shape[1]:
                 self._factor = cp.Variable(r.shape[1], name="risk_factor")
-                self.definitions.append(self._factor == rp.T @ self.w)
+                self.factor_row = self._factor == rp.T @ self.w
+                self.definitions.append(self.factor_row)
         rp, sp = self._risk_params
         specific = cp.multiply(sp, self.w) if np.any(np.asarray(sp.value) > 0) else None
         return self._factor, specific

@@ -17,6 +17,7 @@ import numpy as np
 
 from bondfolio._lazy import lazy_module
 from bondfolio._version import __version__
+from bondfolio.constraints.base import Checks
 from bondfolio.constraints.cvar import CVaR
 from bondfolio.constraints.liquidity_buffer import LiquidityBuffer, withdrawable
 from bondfolio.inputs.base import canonical_json, canonical_object, collector_paused, sha256_hex
@@ -250,7 +251,11 @@ class Decision:
         """The independent numpy check: every row of every constraint against its bounds."""
         tol = self.policy.solver.check_tolerance
         checks = self.solution.checks
-        worst = max(checks, key=lambda r: r.violation) if checks else None
+        if isinstance(checks, Checks):  # from the arrays, without a per-row object for every row
+            worst, violated = checks.worst(), checks.violations(tol)
+        else:
+            worst = max(checks, key=lambda r: r.violation) if checks else None
+            violated = [r for r in checks if r.violation > tol]
         return {
             "passed": self.check_passed,
             "tolerance": tol,
@@ -258,8 +263,7 @@ class Decision:
             "max_violation": self.solution.max_violation,
             "worst": None if worst is None else {"constraint": worst.constraint, "row": worst.row,
                                                  "violation": worst.violation},
-            "violations": [{"constraint": r.constraint, "row": r.row, "violation": r.violation}
-                           for r in checks if r.violation > tol],
+            "violations": [{"constraint": r.constraint, "row": r.row, "violation": r.violation} for r in violated],
         }
 
     @property

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from bondfolio._lazy import lazy_module
-from bondfolio.constraints.base import Compiled, Constraint, RowResult
+from bondfolio.constraints.base import Checks, Compiled, Constraint
 from bondfolio.constraints.budget import Budget
 from bondfolio.constraints.variables import Point, Vars
 from bondfolio.constraints.weights import LongOnly, NoNewDeposits
@@ -280,12 +280,12 @@ class Program:
             worst = max([worst, *(r.violation for r in fixed.check(point, self.policy.solver.check_tolerance))])
         return worst
 
-    def check(self, point: Point) -> list[RowResult]:
+    def check(self, point: Point) -> Checks:
         """Every row of every constraint evaluated on ``point`` with numpy (no solver involved)."""
-        results: list[RowResult] = []
+        results = Checks()
         for comp in self.compiled:
-            results.extend(comp.constraint.check(point, self.universe, comp.rows))
+            comp.constraint.check_into(results, point, self.universe, comp.rows)
         fixed = self.fixed_cost
         if fixed is not None:
-            results.extend(fixed.check(point, self.policy.solver.check_tolerance))
+            results.extend_results(fixed.check(point, self.policy.solver.check_tolerance))
         return results

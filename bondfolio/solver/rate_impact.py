@@ -67,17 +67,18 @@ class RateImpact:
     def __post_init__(self) -> None:
         u = self.universe
         held = np.asarray(u.w0) * u.nav
+        opps = u.snapshot.opportunities
+        self._with_curve = [i for i, o in enumerate(opps) if o.rate_curve is not None]  # most books: none
         idx, curves = [], []
-        for i, opp in enumerate(u.snapshot.opportunities):
-            curve = curve_for(opp, float(max(held[i], 0.0)))
+        for i in self._with_curve:
+            curve = curve_for(opps[i], float(max(held[i], 0.0)))
             if curve is not None:
                 idx.append(i)
                 curves.append(curve)
         self.idx = np.array(idx, dtype=int)
         self.curves = curves
         # AMM markets (Pendle PT): a one-off slippage cost depth-scaled, (dw NAV)^2 / (2 depth) / NAV
-        amm = [(i, o.rate_curve.depth) for i, o in enumerate(u.snapshot.opportunities)
-               if isinstance(o.rate_curve, AmmCurve)]
+        amm = [(i, c.depth) for i in self._with_curve if isinstance(c := opps[i].rate_curve, AmmCurve)]
         self.amm_idx = np.array([i for i, _ in amm], dtype=int)
         self.amm_coef = np.array([u.nav / (2 * depth) for _, depth in amm])
         # error <= rel * (x + NAV / m) per market, so at most 2 rel NAV in all; a quarter of the budget,
@@ -104,7 +105,7 @@ class RateImpact:
         u = self.universe
         nav = u.nav
         idx, amms, units, lows, highs, knots, costs, bounds = [], [], [], [], [], [], [], []
-        pendle = [i for i, o in enumerate(u.snapshot.opportunities) if isinstance(o.rate_curve, PendleCurve)]
+        pendle = [i for i in self._with_curve if isinstance(u.snapshot.opportunities[i].rate_curve, PendleCurve)]
         tol = self.rel / self.one_off_scale
         floor = nav / max(len(self.curves) + len(pendle), 1)
         for i in pendle:

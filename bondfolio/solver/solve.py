@@ -13,13 +13,14 @@ import os
 import sys
 import time
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from bondfolio._lazy import lazy_module
-from bondfolio.constraints.base import Compiled, Constraint, RowResult
+from bondfolio.constraints.base import Checks, Compiled, Constraint, RowResult
 from bondfolio.constraints.variables import Point, Vars
 from bondfolio.errors import CheckFailedError, InfeasibleError, SolverError, UnboundedError
 from bondfolio.inputs.policy import DEFAULT_SOLVERS, SCENARIO_LP_SOLVERS, Policy
@@ -27,6 +28,8 @@ from bondfolio.inputs.universe import Universe
 
 if TYPE_CHECKING:
     import cvxpy as cp
+
+    from bondfolio.solver.direct import Conic
 else:
     cp = lazy_module("cvxpy", globals(), "cp")
 
@@ -70,7 +73,7 @@ class Solvable(Protocol):
     build_seconds: float
     partitions: dict[str, np.ndarray]
 
-    def check(self, point: Point) -> list[RowResult]: ...
+    def check(self, point: Point) -> Sequence[RowResult]: ...
 
 
 @dataclass(frozen=True)
@@ -99,7 +102,7 @@ class Solution:
     objective: float
     """Objective value (APY units) as the solver reported it, scaled back."""
     attempts: list[Attempt]
-    checks: list[RowResult]
+    checks: Sequence[RowResult]
     duals: list[np.ndarray]
     compile_seconds: float
     solve_seconds: float
@@ -125,7 +128,7 @@ class Solution:
 
     @property
     def max_violation(self) -> float:
-        return max((r.violation for r in self.checks), default=0.0)
+        return _largest_violation(self.checks)
 
 
 @functools.cache
@@ -180,6 +183,7 @@ def solve_once(program: Solvable, reuse: bool = False) -> Solution:
         No solver in the order produced an answer.
     """
     from bondfolio.solver.cvar_cuts import blocks_of
+    from bondfolio.solver.direct import assemble
 
     blocks = blocks_of(program)
     if blocks:
@@ -187,7 +191,7 @@ def solve_once(program: Solvable, reuse: bool = False) -> Solution:
     settings = program.policy.solver
     attempts: list[Attempt] = []
     installed = _installed_solvers()
-    failed_check: list[RowResult] = []
+    failed_check: Sequence[RowResult] = []
     infeasible_inaccurate = False
     tries: list[tuple[str, dict[str, Any], bool]] = []
     order, order_from = solver_order(program)
@@ -196,6 +200,8 @@ def solve_once(program: Solvable, reuse: bool = False) -> Solution:
         if name in TIGHTER:
             tries.append((name, TIGHTER[name], True))
     skip: set[str] = set()
+    conic: Conic | None = None
+    assembled = False
     for name, options, tightened in tries:
         if name in skip:
             continue
@@ -206,10 +212,21 @@ def solve_once(program: Solvable, reuse: bool = False) -> Solution:
         if name == "HIGHS":
             silence_highs_banner()
         start = time.perf_counter()
+        if name == "CLARABEL" and not reuse and not assembled:
+            # None: a shape the direct assembly does not cover (solved through cvxpy)
+            conic, assembled = assemble(program, OBJECTIVE_SCALE), True
+        direct = name == "CLARABEL" and conic is not None
+        solver_seconds: float | None = None
         try:
-            with warnings.catch_warnings():  # an inaccurate status is recorded and checked, not printed
-                warnings.filterwarnings("ignore", message="Solution may be inaccurate")
-                program.problem.solve(solver=name, ignore_dpp=not reuse, warm_start=False, **options)
+            if direct:
+                assert conic is not None
+                solver_seconds = conic.solve(options)
+            else:
+                with warnings.catch_warnings():  # an inaccurate status is recorded and checked, not printed
+                    warnings.filterwarnings("ignore", message="Solution may be inaccurate")
+                    program.problem.solve(solver=name, ignore_dpp=not reuse, warm_start=False, **options)
+                stats = program.problem.solver_stats
+                solver_seconds = None if stats is None or stats.solve_time is None else float(stats.solve_time)
         except cp.error.SolverError as exc:
             attempts.append(Attempt(name, "error", False, time.perf_counter() - start, str(exc)[:300]))
             continue
@@ -231,7 +248,7 @@ def solve_once(program: Solvable, reuse: bool = False) -> Solution:
             continue
         point = _point(program)
         checks = program.check(point)
-        worst = max((r.violation for r in checks), default=0.0)
+        worst = _largest_violation(checks)
         if worst > settings.check_tolerance:
             failed_check = checks
             attempts.append(Attempt(name, status, False, seconds,
@@ -240,7 +257,6 @@ def solve_once(program: Solvable, reuse: bool = False) -> Solution:
                                                                         "; retrying with tighter settings")))
             continue
         attempts.append(Attempt(name, status, True, seconds, "tighter settings" if tightened else ""))
-        stats = program.problem.solver_stats
         return Solution(
             point=point,
             solver=name,
@@ -252,12 +268,19 @@ def solve_once(program: Solvable, reuse: bool = False) -> Solution:
             duals=[comp.duals(OBJECTIVE_SCALE) for comp in program.compiled],
             compile_seconds=program.build_seconds,
             solve_seconds=seconds,
-            solver_seconds=None if stats is None or stats.solve_time is None else float(stats.solve_time),
-            options={"ignore_dpp": not reuse, "objective_scale": OBJECTIVE_SCALE, **options},
+            solver_seconds=solver_seconds,
+            options={"ignore_dpp": not reuse, "objective_scale": OBJECTIVE_SCALE,
+                     "assembly": "direct" if direct else "cvxpy", **options},
             order=order,
             order_from=order_from,
         )
     raise _no_answer(program, attempts, failed_check, infeasible_inaccurate)
+
+
+def _largest_violation(checks: Sequence[RowResult]) -> float:
+    if isinstance(checks, Checks):
+        return checks.max_violation
+    return max((r.violation for r in checks), default=0.0)
 
 
 def _point(program: Solvable) -> Point:
@@ -266,7 +289,7 @@ def _point(program: Solvable) -> Point:
     return Point(np.array(program.vars.w.value, dtype=float), float(np.asarray(program.vars.cash.value)), margin)
 
 
-def _no_answer(program: Solvable, attempts: list[Attempt], failed_check: list[RowResult],
+def _no_answer(program: Solvable, attempts: list[Attempt], failed_check: Sequence[RowResult],
                infeasible_inaccurate: bool) -> Exception:
     """The error when no solver of the order gave a verified allocation."""
     summary = "; ".join(f"{a.solver}: {a.status}" + (f" ({a.detail})" if a.detail else "") for a in attempts)
@@ -299,7 +322,7 @@ def _solve_aggregated(program: Solvable, blocks: list[Any], reuse: bool) -> Solu
     order, order_from = solver_order(program)
     installed = _installed_solvers()
     attempts: list[Attempt] = []
-    failed_check: list[RowResult] = []
+    failed_check: Sequence[RowResult] = []
     linear = program.problem.is_lp()
     for name in order:
         if name not in installed:
@@ -331,7 +354,7 @@ def _solve_aggregated(program: Solvable, blocks: list[Any], reuse: bool) -> Solu
         seconds = time.perf_counter() - start
         point = _point(program)
         checks = program.check(point)
-        worst = max((r.violation for r in checks), default=0.0)
+        worst = _largest_violation(checks)
         detail = "aggregated scenarios: " + "; ".join(
             f"{b.label}: {b.solves} master solves, {b.groups} groups of {b.probability.size} scenarios" for b in blocks)
         if worst > settings.check_tolerance:

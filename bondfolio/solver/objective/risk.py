@@ -62,6 +62,12 @@ class Risk(Term):
             total = total + self._scaled_specific @ cp.square(v.w)
         return total
 
+    @property
+    def specific_weights(self) -> np.ndarray | None:
+        """The weights of ``w_i^2`` in the compiled specific part, ``(gamma / 2) s_i^2`` (``None`` when the
+        program has no specific part); the factor part is ``(gamma / 2) |y|^2``."""
+        return None if self._scaled_specific is None else np.asarray(self._scaled_specific.value)
+
     def _scaled_specific_value(self) -> np.ndarray:
         return self.risk_aversion / 2 * self.universe.risk_factor[1] ** 2
 
