@@ -560,6 +560,15 @@ def _blocks(q: _Canonical) -> _Blocks | None:
     return _Blocks(_slots(comp, np.arange(n), nb), _slots(comp[first], local, nb), coupling)
 
 
+def _gram(A: np.ndarray, B: np.ndarray, rows: int = 64) -> np.ndarray:
+    """``A' B`` for tall ``A``, ``B``, summed over slices of ``rows`` rows: OpenBLAS threads one product
+    of this size, and on a busy machine waking its threads costs more than the product."""
+    out = np.zeros((A.shape[1], B.shape[1]))
+    for i in range(0, A.shape[0], rows):
+        out += A[i:i + rows].T @ B[i:i + rows]
+    return out
+
+
 def _slots(group: np.ndarray, items: np.ndarray, nb: int) -> np.ndarray:
     """``items`` laid out one row per group (ascending within a row), padded with -1."""
     order = np.lexsort((items, group))
@@ -652,6 +661,7 @@ class _BlockKkt:
         self.rblk, self.rslot = np.empty(local.size, dtype=int), np.empty(local.size, dtype=int)
         self.rblk[self.rpos[jr, lr]], self.rslot[self.rpos[jr, lr]] = jr, lr
         self.on = np.ones(self.P, dtype=bool)
+        self.eye = np.eye(self.P)
         self.updates = 0
         self.factorizations = 0
 
@@ -689,13 +699,13 @@ class _BlockKkt:
         self.rf = rf
         self.M = np.zeros((n + nl + mc, mc), order="F")
         self.F0 = np.zeros((n + nl + mc, 2))
-        self.Kinv = np.zeros((nb, P, P))
+        on = np.concatenate([np.ones(self.blk.var.shape, dtype=bool), self.act], axis=1)
+        self.K = self._masked(Kf, on)
         if not self._refresh_all():
             raise np.linalg.LinAlgError("a block of the KKT matrix is singular")
-        Zx = self.M[:n]
-        self.Sfull = s * (self.CT.T @ Zx)
+        self.Sfull = s * _gram(self.CT, self.M[:n])
         self.Sfull = (self.Sfull + self.Sfull.T) / 2
-        self.g = s * (self.CT.T @ self.F0[:n])
+        self.g = s * _gram(self.CT, self.F0[:n])
         self.dI = self.delta * np.eye(mc)
         # the tested rows (local rows, then coupling positions): weights of the two tolerances
         self.wx = np.zeros(nl + mc)
@@ -721,7 +731,7 @@ class _BlockKkt:
         s, B, n = self.s, self.B, self.n
         on = np.concatenate([np.ones(self.blk.var.shape, dtype=bool), self.act], axis=1)
         try:
-            Ki = np.linalg.inv(self._masked(self.Kf, on))
+            Ki = np.linalg.inv(self.K)
         except np.linalg.LinAlgError:
             return False
         if not np.isfinite(Ki).all():
@@ -744,18 +754,21 @@ class _BlockKkt:
         self.F0[lrows] = np.where(a[:, None], y[rj, B + rl], RF[rj, rl])
         return True
 
-    def _refresh(self, j: int) -> bool:
-        """Invert block ``j`` again and write its rows of ``M``, ``F0`` (False if it is singular)."""
+    def _refresh(self, j: int, slot: int, on_: bool) -> bool:
+        """Block ``j`` with its local row ``slot`` switched on or off: invert it again and write its
+        rows of ``M``, ``F0`` (False if it is singular)."""
         s, B, n = self.s, self.B, self.n
-        on = self.on
-        on[B:] = self.act[j]
-        try:
-            Ki = np.linalg.inv(self._masked(self.Kf[j], on))
-        except np.linalg.LinAlgError:
-            return False
-        if not np.isfinite(Ki).all():
+        K, i = self.K[j], B + slot
+        if on_:
+            K[i, :B], K[:B, i], K[i, i] = self.Kf[j, i, :B], self.Kf[j, :B, i], -self.delta
+        else:
+            K[i, :B], K[:B, i], K[i, i] = 0.0, 0.0, -1.0
+        _, _, Ki, info = lapack.dgesv(K, self.eye)
+        if info != 0 or not np.isfinite(Ki).all():
             return False
         self.Kinv[j] = Ki
+        on = self.on
+        on[B:] = self.act[j]
         nv, nr = int(self.nv[j]), int(self.nr[j])
         vrows = self.blk.var[j, :nv]
         y = Ki @ (self.rf[j] * on[:, None])
@@ -816,11 +829,11 @@ class _BlockKkt:
         k = int(self.lpos[r])
         self.act_local[k] = on
         self.wx[k], self.wl[k] = (0.0, 1.0) if on else (1.0, 0.0)
-        j = int(self.rblk[k])
-        self.act[j, self.rslot[k]] = on
+        j, slot = int(self.rblk[k]), int(self.rslot[k])
+        self.act[j, slot] = on
         vrows = self.blk.var[j, : self.nv[j]]
         M_old, F_old = self.M[vrows], self.F0[vrows]
-        if not self._refresh(j):
+        if not self._refresh(j, slot, on):
             return False
         Cj = self.CT[vrows]  # (b, mc)
         self.Sfull += self.s * (Cj.T @ (self.M[vrows] - M_old))
