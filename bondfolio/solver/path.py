@@ -662,6 +662,10 @@ class _BlockKkt:
         self.rblk[self.rpos[jr, lr]], self.rslot[self.rpos[jr, lr]] = jr, lr
         self.on = np.ones(self.P, dtype=bool)
         self.eye = np.eye(self.P)
+        self.rhs = np.zeros((self.P, coupling.size + 2))
+        # each block's columns of A (its variables, then its local rows) and their rows in its output
+        self.dst = [np.concatenate([var[j, :self.nv[j]], n + self.rpos[j, :self.nr[j]]]) for j in range(nb)]
+        self.src = [np.concatenate([np.arange(self.nv[j]), B + np.arange(self.nr[j])]) for j in range(nb)]
         self.updates = 0
         self.factorizations = 0
 
@@ -683,9 +687,10 @@ class _BlockKkt:
         self.col[order] = np.arange(order.size)
         self.mD = int(cact.sum())
         mc, nl = order.size, self.local.size
+        self.mc = mc
         self.CT = np.ascontiguousarray(self.C[order].T)  # (n, mc) in column order
         self.bcp = self.bc[order]
-        # every block's matrix with all its rows active (inactive rows are masked out of it)
+        # every block's matrix with all its rows active, and as the working set has it
         nb = self.Hb.shape[0]
         Kf = np.zeros((nb, P, P))
         Kf[:, :B, :B] = self.Hb
@@ -693,43 +698,41 @@ class _BlockKkt:
         Kf[:, :B, B:] = s * self.Cb.transpose(0, 2, 1)
         Kf[:, np.arange(B, P), np.arange(B, P)] = np.where(self.valid_row, -self.delta, -1.0)
         self.Kf = Kf
+        on = np.concatenate([np.ones(self.blk.var.shape, dtype=bool), self.act], axis=1)
+        self.K = Kf * (on[:, :, None] & on[:, None, :])
+        self.K[:, np.arange(P), np.arange(P)] += np.where(on, 0.0, -1.0)
         rf = np.zeros((nb, P, 2))
         rf[:, :B, 1] = np.where(self.blk.var >= 0, self.cvals[self.Xpad], 0.0)
         rf[:, B:, 0] = s * self.bloc
         self.rf = rf
-        self.M = np.zeros((n + nl + mc, mc), order="F")
-        self.F0 = np.zeros((n + nl + mc, 2))
-        on = np.concatenate([np.ones(self.blk.var.shape, dtype=bool), self.act], axis=1)
-        self.K = self._masked(Kf, on)
+        # output rows of a block: its variables, then its local rows (multiplier or minus residual)
+        self.E = np.zeros((nb, P, P))
+        self.E[:, np.arange(B), np.arange(B)] = 1.0
+        for_l = np.arange(B, P)
+        self.E[:, for_l, for_l] = self.act
+        self.E[:, B:, :B] = -self.Cb * ~self.act[:, :, None]
+        self.bias = np.where(self.act, 0.0, self.bloc)
+        R = n + nl + mc
+        self.A = np.zeros((mc + 2, R))
         if not self._refresh_all():
             raise np.linalg.LinAlgError("a block of the KKT matrix is singular")
-        self.Sfull = s * _gram(self.CT, self.M[:n])
+        self.Sfull = s * _gram(self.CT, self.A[:mc, :n].T)
         self.Sfull = (self.Sfull + self.Sfull.T) / 2
-        self.g = s * _gram(self.CT, self.F0[:n])
+        self.g = s * _gram(self.CT, self.A[mc:, :n].T)
         self.dI = self.delta * np.eye(mc)
         # the tested rows (local rows, then coupling positions): weights of the two tolerances
-        self.wx = np.zeros(nl + mc)
         self.wl = np.zeros(nl + mc)
         self.big = np.zeros(nl + mc)
         ineq = ~self.is_eq_local
-        self.wx[:nl] = ineq & ~self.act_local
         self.wl[:nl] = ineq & self.act_local
         self.big[:nl] = np.where(ineq, 0.0, 1e300)
         self.rid = np.concatenate([self.ai_local, self.coupling[order] - me])
-        self._coupling_rows()
+        self._coupling_rows(True)
         self.updates = 0
         self.factorizations += 1
 
-    def _masked(self, K: np.ndarray, on: np.ndarray) -> np.ndarray:
-        """``K`` with the rows and columns outside ``on`` decoupled (-1 on their diagonal)."""
-        K = K * (on[..., :, None] & on[..., None, :])
-        idx = np.arange(self.P)
-        K[..., idx, idx] += np.where(on, 0.0, -1.0)
-        return K
-
     def _refresh_all(self) -> bool:
-        s, B, n = self.s, self.B, self.n
-        on = np.concatenate([np.ones(self.blk.var.shape, dtype=bool), self.act], axis=1)
+        s, B, n, mc = self.s, self.B, self.n, self.mc
         try:
             Ki = np.linalg.inv(self.K)
         except np.linalg.LinAlgError:
@@ -738,69 +741,63 @@ class _BlockKkt:
             return False
         self.Kinv = Ki
         var = self.blk.var
-        y = Ki @ (self.rf * on[:, :, None])
-        Z = s * (Ki[:, :, :B] @ (self.CT[self.Xpad] * (var >= 0)[:, :, None]))  # (nb, P, mc)
+        on = np.concatenate([np.ones(var.shape, dtype=bool), self.act], axis=1)
+        rhs = np.zeros((var.shape[0], self.P, mc + 2))
+        rhs[:, :B, :mc] = s * self.CT[self.Xpad] * (var >= 0)[:, :, None]
+        rhs[:, :, mc:] = self.rf * on[:, :, None]
+        out = self.E @ (Ki @ rhs)
+        out[:, B:, mc] += self.bias
         vj, vb = np.nonzero(var >= 0)
-        self.M[var[vj, vb]] = Z[vj, vb]
-        self.F0[var[vj, vb]] = y[vj, vb]
-        rows = self.rpos
-        rj, rl = np.nonzero(rows >= 0)
-        lrows = n + rows[rj, rl]
-        a = self.act[rj, rl]
-        RM = -(self.Cb @ Z[:, :B])  # (nb, L, mc): minus the residual rows
-        RF = -(self.Cb @ y[:, :B])
-        RF[:, :, 0] += self.bloc
-        self.M[lrows] = np.where(a[:, None], Z[rj, B + rl], RM[rj, rl])
-        self.F0[lrows] = np.where(a[:, None], y[rj, B + rl], RF[rj, rl])
+        self.A[:, var[vj, vb]] = out[vj, vb].T
+        rj, rl = np.nonzero(self.rpos >= 0)
+        self.A[:, n + self.rpos[rj, rl]] = out[rj, B + rl].T
         return True
 
     def _refresh(self, j: int, slot: int, on_: bool) -> bool:
         """Block ``j`` with its local row ``slot`` switched on or off: invert it again and write its
-        rows of ``M``, ``F0`` (False if it is singular)."""
-        s, B, n = self.s, self.B, self.n
+        columns of ``A`` (False if it is singular)."""
+        s, B, mc = self.s, self.B, self.mc
         K, i = self.K[j], B + slot
+        E = self.E[j]
         if on_:
             K[i, :B], K[:B, i], K[i, i] = self.Kf[j, i, :B], self.Kf[j, :B, i], -self.delta
+            E[i, :B], E[i, i], self.bias[j, slot] = 0.0, 1.0, 0.0
         else:
             K[i, :B], K[:B, i], K[i, i] = 0.0, 0.0, -1.0
+            E[i, :B], E[i, i], self.bias[j, slot] = -self.Cb[j, slot], 0.0, self.bloc[j, slot]
         _, _, Ki, info = lapack.dgesv(K, self.eye)
-        if info != 0 or not np.isfinite(Ki).all():
+        if info != 0 or not math.isfinite(float(Ki.sum())):
             return False
         self.Kinv[j] = Ki
+        nv = int(self.nv[j])
+        vrows = self.blk.var[j, :nv]
+        rhs = self.rhs
+        rhs[:nv, :mc] = self.CT[vrows]
+        rhs[:nv, :mc] *= s
         on = self.on
         on[B:] = self.act[j]
-        nv, nr = int(self.nv[j]), int(self.nr[j])
-        vrows = self.blk.var[j, :nv]
-        y = Ki @ (self.rf[j] * on[:, None])
-        Z = s * (Ki[:, :nv] @ self.CT[vrows])
-        self.M[vrows] = Z[:nv]
-        self.F0[vrows] = y[:nv]
-        lrows = n + self.rpos[j, :nr]
-        a = self.act[j, :nr, None]
-        C = self.Cb[j, :nr, :nv]
-        self.M[lrows] = np.where(a, Z[B:B + nr], -(C @ Z[:nv]))
-        RF = -(C @ y[:nv])
-        RF[:, 0] += self.bloc[j, :nr]
-        self.F0[lrows] = np.where(a, y[B:B + nr], RF)
+        rhs[:, mc:] = self.rf[j] * on[:, None]
+        out = E @ (Ki @ rhs)
+        out[B:, mc] += self.bias[j]
+        self._out = out[self.src[j]].T
         return True
 
-    def _coupling_rows(self) -> None:
-        """The coupling positions' rows of ``M`` and ``F0``: an active row's multiplier is ``z_D``
-        itself, an inactive row's value ``-(C x - b)`` follows from ``S`` and ``g``."""
-        n, nl, mD, s = self.n, self.local.size, self.mD, self.s
+    def _coupling_rows(self, full: bool) -> None:
+        """The coupling positions' columns of ``A``: an active row's multiplier is ``z_D`` itself, an
+        inactive row's value ``-(C x - b)`` follows from ``S`` and ``g`` (``full``: all of them,
+        else the inactive ones' entries that the current piece uses)."""
+        n, nl, mD, s, mc = self.n, self.local.size, self.mD, self.s, self.mc
         lo = n + nl
-        self.M[lo:] = -self.Sfull / s
-        self.M[lo:lo + mD] = 0.0
-        self.M[np.arange(lo, lo + mD), np.arange(mD)] = -1.0
-        F = self.F0[lo:]
-        F[:, 0] = self.bcp - self.g[:, 0] / s
-        F[:, 1] = -self.g[:, 1] / s
-        F[:mD] = 0.0
-        ceq = self.ceq
-        pos = np.arange(self.perm.size)
-        self.wx[nl:] = pos >= mD
-        self.wl[nl:] = (pos >= ceq) & (pos < mD)
-        self.big[nl:] = np.where(pos < ceq, 1e300, 0.0)
+        A = self.A
+        if full:
+            A[:, lo:] = 0.0
+            A[np.arange(mD), lo + np.arange(mD)] = -1.0
+            pos = np.arange(mc)
+            self.wl[nl:] = (pos >= self.ceq) & (pos < mD)
+            self.big[nl:] = np.where(pos < self.ceq, 1e300, 0.0)
+        A[:mD, lo + mD:] = self.Sfull[mD:, :mD].T * (-1.0 / s)
+        A[mc, lo + mD:] = self.bcp[mD:] - self.g[mD:, 0] / s
+        A[mc + 1, lo + mD:] = self.g[mD:, 1] * (-1.0 / s)
 
     @property
     def full(self) -> bool:
@@ -824,21 +821,24 @@ class _BlockKkt:
         if c >= 0:
             self._swap(int(self.col[c]), self.mD if on else self.mD - 1)
             self.mD += 1 if on else -1
-            self._coupling_rows()
+            self._coupling_rows(True)
             return True
         k = int(self.lpos[r])
         self.act_local[k] = on
-        self.wx[k], self.wl[k] = (0.0, 1.0) if on else (1.0, 0.0)
+        self.wl[k] = 1.0 if on else 0.0
         j, slot = int(self.rblk[k]), int(self.rslot[k])
         self.act[j, slot] = on
-        vrows = self.blk.var[j, : self.nv[j]]
-        M_old, F_old = self.M[vrows], self.F0[vrows]
+        nv = int(self.nv[j])
+        cols = self.dst[j]
+        old = self.A[:, cols[:nv]]
         if not self._refresh(j, slot, on):
             return False
-        Cj = self.CT[vrows]  # (b, mc)
-        self.Sfull += self.s * (Cj.T @ (self.M[vrows] - M_old))
-        self.g += self.s * (Cj.T @ (self.F0[vrows] - F_old))
-        self._coupling_rows()
+        self.A[:, cols] = self._out
+        upd = self.CT[cols[:nv]].T @ (self._out[:, :nv].T - old.T)
+        upd *= self.s
+        self.Sfull += upd[:, : self.mc]
+        self.g += upd[:, self.mc:]
+        self._coupling_rows(False)
         return True
 
     def _swap(self, a: int, b: int) -> None:
@@ -846,8 +846,8 @@ class _BlockKkt:
         if a == b:
             return
         ab, ba = [a, b], [b, a]
-        for arr in (self.M, self.CT):
-            arr[:, ab] = arr[:, ba]
+        self.A[ab] = self.A[ba]
+        self.CT[:, ab] = self.CT[:, ba]
         self.Sfull[ab] = self.Sfull[ba]
         self.Sfull[:, ab] = self.Sfull[:, ba]
         for arr in (self.g, self.bcp, self.perm):
@@ -867,37 +867,42 @@ class _BlockKkt:
         return np.asarray(z)
 
     def _piece(self) -> tuple[np.ndarray, np.ndarray]:
-        """``(F, z_D)`` of the current piece (see the class docstring)."""
-        mD = self.mD
+        """``(F, z_D)`` of the current piece, ``F`` (2 x rows) (see the class docstring)."""
+        mD, mc = self.mD, self.mc
         rhs = self.g[:mD].copy()
         rhs[:, 0] -= self.s * self.bcp[:mD]
         zD = self._zD(rhs)
-        F = self.F0 - self.M[:, :mD] @ zD if mD else self.F0.copy()
+        F = self.A[mc:] - zD.T @ self.A[:mD] if mD else self.A[mc:].copy()
         return F, zD
 
     def event(self, t: float, direction: float, span: float) -> tuple[float, tuple[str, int] | None]:
         """As :meth:`_Kkt.event`."""
         n = self.n
         F, _ = self._piece()
-        self._X = F[:n]
-        a1 = np.abs(F[:, 1])
-        tol_x = 1e-12 * float(a1[:n].max(initial=0.0))
+        self._F = F
+        Fv = F[1, n:]
+        tol_x = 1e-12 * max(float(F[1, :n].max(initial=0.0)), -float(F[1, :n].min(initial=0.0)))
         wl = self.wl
-        tol_l = 1e-12 * float((a1[n:] * wl).max(initial=0.0))
-        Ft = F[n:]
-        rate = Ft[:, 1] * direction
-        cand = rate + (tol_x * self.wx + tol_l * wl + self.big) < 0
+        tol_l = 1e-12 * float((np.abs(Fv) * wl).max(initial=0.0))
+        rate = Fv if direction > 0 else -Fv
+        thr = wl * (tol_l - tol_x)
+        thr += self.big
+        thr += tol_x
+        thr += rate
+        cand = thr < 0
         if not cand.any():
             return span, None
         ahead = np.full(rate.shape, math.inf)
-        np.divide(Ft[:, 0] + t * Ft[:, 1], -rate, out=ahead, where=cand)
+        num = Fv * t
+        num += F[0, n:]
+        np.divide(num, -rate, out=ahead, where=cand)
         k = int(np.argmin(ahead))
         if not ahead[k] < span:
             return span, None
         return max(float(ahead[k]), 0.0), ("drop" if wl[k] else "add", int(self.rid[k]))
 
     def piece_x(self) -> np.ndarray:
-        return self._X
+        return self._F[:, : self.n].T
 
     def active(self) -> np.ndarray:
         """The active rows (of ``Ai``), ascending (the order of :meth:`pair`'s multipliers)."""
@@ -906,13 +911,12 @@ class _BlockKkt:
     def _unpack(self, F: np.ndarray, zD: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(x, mu, lam)`` (t-form multipliers; ``lam`` over :meth:`active`) from ``(F, z_D)``."""
         n, me, s = self.n, self.me, self.s
-        k = F.shape[1]
-        z = np.zeros((me + self.W.size, k))
+        z = np.zeros((me + self.W.size, 2))
         loc = self.act_local
-        z[self.local[loc]] = F[n:n + self.local.size][loc]
+        z[self.local[loc]] = F[:, n:n + self.local.size].T[loc]
         z[self.coupling[self.perm[: self.mD]]] = zD
         z *= s
-        return F[:n], z[:me], z[me:][self.W]
+        return F[:, :n].T, z[:me], z[me:][self.W]
 
     def pair(self) -> tuple[np.ndarray, tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:
         """As :meth:`_Kkt.pair`."""
