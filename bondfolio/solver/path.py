@@ -125,6 +125,8 @@ class PathPoint:
     """Objective change (APY units) that the regularization ``eps`` makes at this point (an upper bound)."""
     breakpoints: int
     """Breakpoints crossed since the previous point reported."""
+    backend: str = "sparse LU"
+    """The KKT backend that found the point (:attr:`SolutionPath.backend`)."""
 
     @property
     def effective_t(self) -> float:
@@ -1071,7 +1073,7 @@ class SolutionPath:
         """Move from ``self.t`` to ``t_target`` (either way) through every breakpoint. With ``cap``, stop
         where the variance crosses the volatility cap (growing with ``t``, falling against it).
         Returns ``(stopped at the cap, breakpoints crossed)``."""
-        q, kkt = self.q, self.kkt
+        kkt = self.kkt
         t = self.t
         if t_target == t:
             return False, 0
@@ -1179,7 +1181,7 @@ class SolutionPath:
         off = q.offsets
         margin = float(x[off["margin"]][0]) if "margin" in off else 0.0
         point = Point(x[off["w"]].copy(), float(x[off["cash"]][0]), margin)
-        return PathPoint(gamma, point, objective, capped, gamma_eff, kkt, bias, breakpoints)
+        return PathPoint(gamma, point, objective, capped, gamma_eff, kkt, bias, breakpoints, self.kkt.name)
 
     def _here(self, gamma: float, capped: bool, breakpoints: int) -> tuple[PathPoint, np.ndarray]:
         """The point at the current ``t``, reported at risk aversion ``gamma``."""
