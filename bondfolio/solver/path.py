@@ -29,6 +29,16 @@ curvature ``eps`` on its diagonal and the rows a ``-delta`` (both ~1e-10 of the 
 the bias this puts on the objective is computed at every point (:attr:`PathPoint.bias`) and the
 rows are refined back to exact equality at every point reported.
 
+When the rows split into *local* rows, each on a small block of variables (a weight with its
+trade-size variable: its bounds and kink rows), and a few dozen *coupling* rows (budget, factor
+definitions, group, duration, liquidity, turnover rows), the same regularized matrix is solved
+through that structure instead (:class:`_BlockKkt`): the blocks are inverted one by one and the
+active coupling rows enter through a small dense Schur complement, so a breakpoint costs one solve
+of that size and one product over the rows, and a change of a local row touches one block. Which
+backend a path uses is :attr:`SolutionPath.backend` (and each point's :attr:`PathPoint.backend`);
+if the block backend meets a singular block or a point that fails its KKT check, the path goes on
+with the sparse LU from there and says so. Either way every reported point is verified the same way.
+
 A hard volatility cap ``sqrt(w' Sigma w) <= sigma`` is handled exactly: along the path the
 variance grows with ``t``, and at any ``t`` where the capped problem binds, its optimum is the
 uncapped path's point at the ``t*`` where the variance reaches ``sigma^2`` (the cap's multiplier
