@@ -65,7 +65,7 @@ def case(name: str, target: float, snapshot: Any, policy: Any, holdings: Any, po
     frame = f.frame
     on_path = int((frame["method"] == "path").sum())
     print(f"{name:<34} one {single:6.3f} s   frontier {sweep:6.3f} s ({len(frame)} points, {on_path} on the path, "
-          f"{f.breakpoints} breakpoints; worst check {frame['check_max_violation'].max():.1e})   "
+          f"{f.breakpoints} breakpoints, {f.path_backend}; worst check {frame['check_max_violation'].max():.1e})   "
           f"ratio {ratio:5.1f}x   target <= {target:g}x: {'met' if ratio <= target else 'MISSED'}")
     if f.path_unavailable:
         print(f"{'':<34} not on the path: {f.path_unavailable}")

@@ -56,6 +56,8 @@ class Frontier:
     """Why the sweep is not on the path (when it is not)."""
     breakpoints: int = 0
     """Active-set changes the path crossed."""
+    path_backend: str | None = None
+    """How the path solved its KKT systems (:attr:`bondfolio.solver.path.SolutionPath.backend`)."""
     weights: pd.DataFrame | None = None
     """The allocations, one row per row of :attr:`frame` (columns: opportunity ids, fractions of NAV)."""
 
@@ -127,7 +129,8 @@ def frontier(snapshot: SnapshotLike, policy: PolicyLike, holdings: HoldingsLike 
     weights = pd.DataFrame(np.array([sweep.weights[g] for g in grid]), columns=pd.Index(u.ids, name="id"))
     return Frontier(frame, pol.name, own, time.perf_counter() - start, program.build_seconds,
                     method=sweep.method, path_unavailable=sweep.unavailable,
-                    breakpoints=0 if sweep.path is None else sweep.path.steps, weights=weights)
+                    breakpoints=0 if sweep.path is None else sweep.path.steps, weights=weights,
+                    path_backend=None if sweep.path is None else sweep.path.backend)
 
 
 class _Sweep:

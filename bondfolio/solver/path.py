@@ -29,6 +29,16 @@ curvature ``eps`` on its diagonal and the rows a ``-delta`` (both ~1e-10 of the 
 the bias this puts on the objective is computed at every point (:attr:`PathPoint.bias`) and the
 rows are refined back to exact equality at every point reported.
 
+When the rows split into *local* rows, each on a small block of variables (a weight with its
+trade-size variable: its bounds and kink rows), and a few dozen *coupling* rows (budget, factor
+definitions, group, duration, liquidity, turnover rows), the same regularized matrix is solved
+through that structure instead (:class:`_BlockKkt`): the blocks are inverted one by one and the
+active coupling rows enter through a small dense Schur complement, so a breakpoint costs one solve
+of that size and one product over the rows, and a change of a local row touches one block. Which
+backend a path uses is :attr:`SolutionPath.backend` (and each point's :attr:`PathPoint.backend`);
+if the block backend meets a singular block or a point that fails its KKT check, the path goes on
+with the sparse LU from there and says so. Either way every reported point is verified the same way.
+
 A hard volatility cap ``sqrt(w' Sigma w) <= sigma`` is handled exactly: along the path the
 variance grows with ``t``, and at any ``t`` where the capped problem binds, its optimum is the
 uncapped path's point at the ``t*`` where the variance reaches ``sigma^2`` (the cap's multiplier
@@ -57,12 +67,14 @@ from bondfolio.solver.solve import OBJECTIVE_SCALE
 
 if TYPE_CHECKING:
     import cvxpy as cp
+    import scipy.linalg.lapack as lapack
     import scipy.sparse as sp
     import scipy.sparse.linalg as spla
 
     from bondfolio.solver.program import Program
 else:
     cp = lazy_module("cvxpy", globals(), "cp")
+    lapack = lazy_module("scipy.linalg.lapack", globals(), "lapack")
     sp = lazy_module("scipy.sparse", globals(), "sp")
     spla = lazy_module("scipy.sparse.linalg", globals(), "spla")
 
@@ -73,6 +85,14 @@ METHOD = "PATH"
 
 #: Changes of the working set absorbed as borders before the base KKT matrix is refactored.
 MAX_BORDER = 64
+
+#: The structured backend (:class:`_BlockKkt`): blocks of at most MAX_BLOCK variables and
+#: MAX_BLOCK_ROWS local rows, at most MAX_COUPLING coupling rows, and its coupling matrices rebuilt
+#: from scratch after MAX_UPDATES changes (the low-rank updates' rounding stays below ~1e-13).
+MAX_BLOCK = 6
+MAX_BLOCK_ROWS = 8
+MAX_COUPLING = 256
+MAX_UPDATES = 512
 
 #: Regularization of the KKT matrix, relative to its scale (see the module docstring).
 EPS = 1e-10
@@ -115,6 +135,8 @@ class PathPoint:
     """Objective change (APY units) that the regularization ``eps`` makes at this point (an upper bound)."""
     breakpoints: int
     """Breakpoints crossed since the previous point reported."""
+    backend: str = "sparse LU"
+    """The KKT backend that found the point (:attr:`SolutionPath.backend`)."""
 
     @property
     def effective_t(self) -> float:
@@ -248,11 +270,15 @@ class _Factor:
 class _Kkt:
     """The regularized KKT matrix of a working set: a base LU plus bordered Schur updates.
 
+    The generic backend (any sparsity); :class:`_BlockKkt` takes programs with block structure.
+
     The base is the matrix of working set ``W0``; a row added since is a border ``[a_i; 0]`` (its
     multiplier the border's unknown), a base row dropped since a border ``e_j`` that pins its
     multiplier to 0. With ``G = K0^{-1} V`` and ``S = V' G + D`` a solve is ``z0 = K0^{-1} r``,
     ``omega = S^{-1} (V' z0 - s)``, ``z = z0 - G omega``; ``S^{-1}`` is kept up to date by bordering.
     """
+
+    name = "sparse LU"
 
     def __init__(self, q: _Canonical, eps: np.ndarray, delta: float) -> None:
         self.q = q
@@ -392,6 +418,38 @@ class _Kkt:
         self.p = last
         return True
 
+    def event(self, t: float, direction: float, span: float) -> tuple[float, tuple[str, int] | None]:
+        """The current piece's first breakpoint within ``span`` of ``t`` (``direction`` +1 or -1):
+        ``(distance, ("add", row))`` where a row outside the set reaches its bound, ``(distance,
+        ("drop", row))`` where a multiplier reaches 0, or ``(span, None)``."""
+        z, omega = self.bordered()
+        X = self._X = z[: self.n]
+        R = self.q.Ai @ X  # row residuals of the piece: R[:, 0] + t R[:, 1]
+        R[:, 0] -= self.q.bi
+        lam = self.multipliers(z, omega)
+        event = None
+        rv = R[:, 1] * direction
+        moving = ~self.W & (rv > 1e-12 * float(np.abs(X[:, 1]).max(initial=0.0)))
+        if moving.any():
+            ahead = np.full(rv.shape, math.inf)
+            np.divide(-R[:, 0] - t * R[:, 1], rv, out=ahead, where=moving)
+            k = int(np.argmin(ahead))
+            if ahead[k] < span:
+                span, event = max(float(ahead[k]), 0.0), ("add", k)
+        lv = lam[:, 1] * direction
+        falling = lv < -1e-12 * float(np.abs(lam[:, 1]).max(initial=0.0))
+        if falling.any():
+            ahead = np.full(lv.shape, math.inf)
+            np.divide(lam[:, 0] + t * lam[:, 1], -lv, out=ahead, where=falling)
+            k = int(np.argmin(ahead))
+            if ahead[k] < span:
+                span, event = max(float(ahead[k]), 0.0), ("drop", int(self.active()[k]))
+        return span, event
+
+    def piece_x(self) -> np.ndarray:
+        """The x-part (n x 2) of the piece :meth:`event` last looked at."""
+        return self._X
+
     def bordered(self) -> tuple[np.ndarray, np.ndarray]:
         """``(z, omega)`` of the piece: ``z`` (N x 2) the base unknowns, ``omega`` (p x 2) the borders'."""
         p = self.p
@@ -433,6 +491,478 @@ class _Kkt:
         return z[: self.n], self.s * z[self.n:self.n + self.me], self.multipliers(z, omega)
 
 
+@dataclass
+class _Blocks:
+    """A split of the rows into *local* rows, each within one small group of variables (a block:
+    a weight with its trade-size variable, its bounds and kink rows), and *coupling* rows (the rest:
+    budget, factor definitions, group, duration and liquidity rows). Rows are numbered Ae's first,
+    then Ai's."""
+
+    var: np.ndarray
+    """(blocks, B): each block's variables, -1 padding."""
+    row: np.ndarray
+    """(blocks, L): each block's local rows, -1 padding."""
+    coupling: np.ndarray
+    """The coupling rows, ascending."""
+
+
+def _blocks(q: _Canonical) -> _Blocks | None:
+    """The block structure of ``q`` (see :class:`_Blocks`), or None when it has none worth using:
+    ``H`` couples more than :data:`MAX_BLOCK` variables, or more than :data:`MAX_COUPLING` rows
+    would be coupling rows. Local rows are taken smallest first while every block stays within
+    :data:`MAX_BLOCK` variables and :data:`MAX_BLOCK_ROWS` rows."""
+    import scipy.sparse.csgraph as csgraph
+
+    n = q.H.shape[0]
+    A = sp.vstack([q.Ae, q.Ai]).tocsr()
+    m = A.shape[0]
+    Hoff = sp.triu(q.H, k=1).tocoo()
+    Hoff = sp.coo_matrix((Hoff.data[Hoff.data != 0], (Hoff.row[Hoff.data != 0], Hoff.col[Hoff.data != 0])),
+                         shape=(n, n))
+    if Hoff.nnz > MAX_BLOCK * n:
+        return None
+    nnz = np.diff(A.indptr)
+    small = np.flatnonzero((nnz >= 1) & (nnz <= MAX_BLOCK))
+    # the fast case: every small row local (components of H's and those rows' graph all small)
+    first = A.indices[A.indptr[small]]
+    Ac = A[small].tocoo()
+    edges = sp.coo_matrix((np.ones(Ac.nnz), (Ac.col, first[Ac.row])), shape=(n, n))
+    graph = (edges + Hoff + sp.eye(n)).tocsr()
+    _, label = csgraph.connected_components(graph, directed=False)
+    sizes = np.bincount(label)
+    rows_per = np.bincount(label[first], minlength=sizes.size)
+    if sizes.max(initial=0) <= MAX_BLOCK and rows_per.max(initial=0) <= MAX_BLOCK_ROWS:
+        local = small
+    else:  # greedy: a row is local while its union stays small
+        _, label = csgraph.connected_components((Hoff + sp.eye(n)).tocsr(), directed=False)
+        parent = np.arange(label.max() + 1)
+        size = np.bincount(label)
+        count = np.zeros(parent.size, dtype=int)
+
+        def find(i: int) -> int:
+            while parent[i] != i:
+                parent[i] = parent[parent[i]]
+                i = parent[i]
+            return int(i)
+
+        if size.max(initial=0) > MAX_BLOCK:
+            return None
+        keep = []
+        for r in small[np.argsort(nnz[small], kind="stable")]:
+            roots = {find(int(label[c])) for c in A.indices[A.indptr[r]:A.indptr[r + 1]]}
+            if sum(int(size[x]) for x in roots) > MAX_BLOCK or sum(int(count[x]) for x in roots) >= MAX_BLOCK_ROWS:
+                continue
+            top = roots.pop()
+            for x in roots:
+                parent[x] = top
+                size[top] += size[x]
+                count[top] += count[x]
+            count[top] += 1
+            keep.append(r)
+        local = np.sort(np.asarray(keep, dtype=int))
+        label = np.array([find(int(x)) for x in label])
+        first = A.indices[A.indptr[local]]
+    is_local = np.zeros(m, dtype=bool)
+    is_local[local] = True
+    coupling = np.flatnonzero(~is_local & (nnz > 0))
+    if coupling.size > MAX_COUPLING:
+        return None
+    _, comp = np.unique(label, return_inverse=True)
+    nb = int(comp.max(initial=-1)) + 1
+    return _Blocks(_slots(comp, np.arange(n), nb), _slots(comp[first], local, nb), coupling)
+
+
+def _gram(A: np.ndarray, B: np.ndarray, rows: int = 64) -> np.ndarray:
+    """``A' B`` for tall ``A``, ``B``, summed over slices of ``rows`` rows: OpenBLAS threads one product
+    of this size, and on a busy machine waking its threads costs more than the product."""
+    out = np.zeros((A.shape[1], B.shape[1]))
+    for i in range(0, A.shape[0], rows):
+        out += A[i:i + rows].T @ B[i:i + rows]
+    return out
+
+
+def _slots(group: np.ndarray, items: np.ndarray, nb: int) -> np.ndarray:
+    """``items`` laid out one row per group (ascending within a row), padded with -1."""
+    order = np.lexsort((items, group))
+    g, it = group[order], items[order]
+    counts = np.bincount(g, minlength=nb)
+    start = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    pos = np.arange(g.size) - start[g]
+    out = np.full((nb, int(counts.max(initial=0))), -1, dtype=int)
+    out[g, pos] = it
+    return out
+
+
+class _BlockKkt:
+    """The regularized KKT matrix of a working set, solved through its block structure.
+
+    Unknowns are ordered block by block: each block's variables and its local rows' multipliers
+    form a small quasi-definite matrix ``K_j`` (``H + eps`` on the block, the active local rows
+    scaled by ``s`` with ``-delta`` on their diagonal, inactive ones decoupled); these are inverted
+    one by one (batched). The active coupling rows ``D`` (a few dozen) enter through the Schur
+    complement ``S = s^2 C_D Q C_D' + delta I``, ``Q`` the blocks' x-parts of ``K_j^{-1}``. The same
+    matrix as :class:`_Kkt`'s, solved another way: a change of one local row changes one block and
+    ``S`` by a rank of at most the block's size; a change of a coupling row changes which part of
+    ``S`` is used.
+
+    For the piece ``u + t v`` the quantities the ratio and sign tests need are affine in the active
+    coupling multipliers ``z_D``: ``F = F0 - M z_D`` with one row per variable (its value) and one per
+    local row (its multiplier, scaled by ``1/s``, when active; minus its residual when not, so that
+    either must stay ``>= 0``). ``M``, ``F0``, ``s C Q C'`` and ``s C x0`` are kept up to date per
+    block, so a breakpoint costs one ``m_D`` solve and one product of ``M``'s active columns.
+    """
+
+    name = "blocks"
+
+    def __init__(self, q: _Canonical, eps: np.ndarray, delta: float, blocks: _Blocks) -> None:
+        self.q = q
+        n = self.n = q.H.shape[0]
+        me = self.me = q.Ae.shape[0]
+        self.delta = delta
+        A = sp.vstack([q.Ae, q.Ai]).tocsr()
+        b = np.concatenate([q.be, q.bi])
+        self.blk = blocks
+        var, row = blocks.var, blocks.row
+        nb, B = var.shape
+        L = row.shape[1]
+        self.B, self.L, self.P = B, L, B + L
+        # variable -> (block, slot), local row -> (block, slot) and its position among the local rows
+        self.vblk = np.empty(n, dtype=int)
+        self.vslot = np.empty(n, dtype=int)
+        jj, bb = np.nonzero(var >= 0)
+        self.vblk[var[jj, bb]], self.vslot[var[jj, bb]] = jj, bb
+        local = np.sort(row[row >= 0])
+        self.local = local
+        self.lpos = np.full(A.shape[0], -1)
+        self.lpos[local] = np.arange(local.size)
+        self.rpos = np.where(row >= 0, self.lpos[np.maximum(row, 0)], -1)  # (nb, L) -> local position
+        self.cpos = np.full(A.shape[0], -1)
+        coupling = blocks.coupling
+        self.cpos[coupling] = np.arange(coupling.size)
+        # the blocks' H (+ eps), padding variables get a 1 on the diagonal
+        Heps = sp.coo_matrix(q.H + sp.diags(eps))
+        self.Hb = np.zeros((nb, B, B))
+        np.add.at(self.Hb, (self.vblk[Heps.row], self.vslot[Heps.row], self.vslot[Heps.col]), Heps.data)
+        pj, pb = np.nonzero(var < 0)
+        self.Hb[pj, pb, pb] = 1.0
+        self.Heps = sp.csc_matrix(q.H + sp.diags(eps))
+        # local rows' coefficients per block (nb, L, B), their bounds, which are equalities
+        Al = A[local].tocoo()
+        rl = local[Al.row]
+        self.Cb = np.zeros((nb, L, B))
+        lj = self.vblk[Al.col]
+        where_l = np.empty(A.shape[0], dtype=int)
+        jr, lr = np.nonzero(row >= 0)
+        where_l[row[jr, lr]] = lr
+        self.Cb[lj, where_l[rl], self.vslot[Al.col]] = Al.data
+        self.bloc = np.where(row >= 0, b[np.maximum(row, 0)], 0.0)
+        self.valid_row = row >= 0
+        self.eq_b = self.valid_row & (row < me)
+        self.is_eq_local = local < me
+        self.ai_local = local - me  # Ai index of a local inequality row (negative: an equality)
+        self.b_local = b[local]
+        # coupling rows, dense
+        self.coupling = coupling
+        self.ceq = int(np.sum(coupling < me))  # equalities come first (rows are numbered Ae's first)
+        self.C = np.asarray(A[coupling].todense())
+        self.bc = b[coupling]
+        self.cvals = -q.c
+        self.Xpad = np.where(var >= 0, var, 0)
+        self.nv = (var >= 0).sum(axis=1)  # padding comes last in each block
+        self.nr = (row >= 0).sum(axis=1)
+        self.rblk, self.rslot = np.empty(local.size, dtype=int), np.empty(local.size, dtype=int)
+        self.rblk[self.rpos[jr, lr]], self.rslot[self.rpos[jr, lr]] = jr, lr
+        self.on = np.ones(self.P, dtype=bool)
+        self.eye = np.eye(self.P)
+        self.rhs = np.zeros((self.P, coupling.size + 2))
+        # each block's columns of A (its variables, then its local rows) and their rows in its output
+        self.dst = [np.concatenate([var[j, :self.nv[j]], n + self.rpos[j, :self.nr[j]]]) for j in range(nb)]
+        self.src = [np.concatenate([np.arange(self.nv[j]), B + np.arange(self.nr[j])]) for j in range(nb)]
+        self.updates = 0
+        self.factorizations = 0
+
+    # ------------------------------------------------------------------ factor
+    def refactor(self, W: np.ndarray, t: float) -> None:
+        """Invert every block and build the coupling matrices for working set ``W``, rows scaled by
+        ``s = max(1, t)`` (as :meth:`_Kkt.refactor`)."""
+        self.s = s = max(1.0, float(t)) if math.isfinite(t) else 1.0
+        self.W = W.copy()
+        me, n, B, P = self.me, self.n, self.B, self.P
+        act_rows = np.concatenate([np.ones(me, dtype=bool), W])
+        self.act = np.where(self.valid_row, act_rows[np.maximum(self.blk.row, 0)], False)  # (nb, L)
+        self.act_local = act_rows[self.local]
+        cact = act_rows[self.coupling]
+        # columns: equalities, then active inequalities, then the rest (each ascending)
+        order = np.concatenate([np.flatnonzero(cact), np.flatnonzero(~cact)])
+        self.perm = order  # column position -> coupling index
+        self.col = np.empty_like(order)
+        self.col[order] = np.arange(order.size)
+        self.mD = int(cact.sum())
+        mc, nl = order.size, self.local.size
+        self.mc = mc
+        self.CT = np.ascontiguousarray(self.C[order].T)  # (n, mc) in column order
+        self.bcp = self.bc[order]
+        # every block's matrix with all its rows active, and as the working set has it
+        nb = self.Hb.shape[0]
+        Kf = np.zeros((nb, P, P))
+        Kf[:, :B, :B] = self.Hb
+        Kf[:, B:, :B] = s * self.Cb
+        Kf[:, :B, B:] = s * self.Cb.transpose(0, 2, 1)
+        Kf[:, np.arange(B, P), np.arange(B, P)] = np.where(self.valid_row, -self.delta, -1.0)
+        self.Kf = Kf
+        on = np.concatenate([np.ones(self.blk.var.shape, dtype=bool), self.act], axis=1)
+        self.K = Kf * (on[:, :, None] & on[:, None, :])
+        self.K[:, np.arange(P), np.arange(P)] += np.where(on, 0.0, -1.0)
+        rf = np.zeros((nb, P, 2))
+        rf[:, :B, 1] = np.where(self.blk.var >= 0, self.cvals[self.Xpad], 0.0)
+        rf[:, B:, 0] = s * self.bloc
+        self.rf = rf
+        # output rows of a block: its variables, then its local rows (multiplier or minus residual)
+        self.E = np.zeros((nb, P, P))
+        self.E[:, np.arange(B), np.arange(B)] = 1.0
+        for_l = np.arange(B, P)
+        self.E[:, for_l, for_l] = self.act
+        self.E[:, B:, :B] = -self.Cb * ~self.act[:, :, None]
+        self.bias = np.where(self.act, 0.0, self.bloc)
+        R = n + nl + mc
+        self.A = np.zeros((mc + 2, R))
+        if not self._refresh_all():
+            raise np.linalg.LinAlgError("a block of the KKT matrix is singular")
+        self.Sfull = s * _gram(self.CT, self.A[:mc, :n].T)
+        self.Sfull = (self.Sfull + self.Sfull.T) / 2
+        self.g = s * _gram(self.CT, self.A[mc:, :n].T)
+        self.dI = self.delta * np.eye(mc)
+        # the tested rows (local rows, then coupling positions): weights of the two tolerances
+        self.wl = np.zeros(nl + mc)
+        self.big = np.zeros(nl + mc)
+        ineq = ~self.is_eq_local
+        self.wl[:nl] = ineq & self.act_local
+        self.big[:nl] = np.where(ineq, 0.0, 1e300)
+        self.rid = np.concatenate([self.ai_local, self.coupling[order] - me])
+        self._coupling_rows(True)
+        self.updates = 0
+        self.factorizations += 1
+
+    def _refresh_all(self) -> bool:
+        s, B, n, mc = self.s, self.B, self.n, self.mc
+        try:
+            Ki = np.linalg.inv(self.K)
+        except np.linalg.LinAlgError:
+            return False
+        if not np.isfinite(Ki).all():
+            return False
+        self.Kinv = Ki
+        var = self.blk.var
+        on = np.concatenate([np.ones(var.shape, dtype=bool), self.act], axis=1)
+        rhs = np.zeros((var.shape[0], self.P, mc + 2))
+        rhs[:, :B, :mc] = s * self.CT[self.Xpad] * (var >= 0)[:, :, None]
+        rhs[:, :, mc:] = self.rf * on[:, :, None]
+        out = self.E @ (Ki @ rhs)
+        out[:, B:, mc] += self.bias
+        vj, vb = np.nonzero(var >= 0)
+        self.A[:, var[vj, vb]] = out[vj, vb].T
+        rj, rl = np.nonzero(self.rpos >= 0)
+        self.A[:, n + self.rpos[rj, rl]] = out[rj, B + rl].T
+        return True
+
+    def _refresh(self, j: int, slot: int, on_: bool) -> bool:
+        """Block ``j`` with its local row ``slot`` switched on or off: invert it again and write its
+        columns of ``A`` (False if it is singular)."""
+        s, B, mc = self.s, self.B, self.mc
+        K, i = self.K[j], B + slot
+        E = self.E[j]
+        if on_:
+            K[i, :B], K[:B, i], K[i, i] = self.Kf[j, i, :B], self.Kf[j, :B, i], -self.delta
+            E[i, :B], E[i, i], self.bias[j, slot] = 0.0, 1.0, 0.0
+        else:
+            K[i, :B], K[:B, i], K[i, i] = 0.0, 0.0, -1.0
+            E[i, :B], E[i, i], self.bias[j, slot] = -self.Cb[j, slot], 0.0, self.bloc[j, slot]
+        _, _, Ki, info = lapack.dgesv(K, self.eye)
+        if info != 0 or not math.isfinite(float(Ki.sum())):
+            return False
+        self.Kinv[j] = Ki
+        nv = int(self.nv[j])
+        vrows = self.blk.var[j, :nv]
+        rhs = self.rhs
+        rhs[:nv, :mc] = self.CT[vrows]
+        rhs[:nv, :mc] *= s
+        on = self.on
+        on[B:] = self.act[j]
+        rhs[:, mc:] = self.rf[j] * on[:, None]
+        out = E @ (Ki @ rhs)
+        out[B:, mc] += self.bias[j]
+        self._out = out[self.src[j]].T
+        return True
+
+    def _coupling_rows(self, full: bool) -> None:
+        """The coupling positions' columns of ``A``: an active row's multiplier is ``z_D`` itself, an
+        inactive row's value ``-(C x - b)`` follows from ``S`` and ``g`` (``full``: all of them,
+        else the inactive ones' entries that the current piece uses)."""
+        n, nl, mD, s, mc = self.n, self.local.size, self.mD, self.s, self.mc
+        lo = n + nl
+        A = self.A
+        if full:
+            A[:, lo:] = 0.0
+            A[np.arange(mD), lo + np.arange(mD)] = -1.0
+            pos = np.arange(mc)
+            self.wl[nl:] = (pos >= self.ceq) & (pos < mD)
+            self.big[nl:] = np.where(pos < self.ceq, 1e300, 0.0)
+        A[:mD, lo + mD:] = self.Sfull[mD:, :mD].T * (-1.0 / s)
+        A[mc, lo + mD:] = self.bcp[mD:] - self.g[mD:, 0] / s
+        A[mc + 1, lo + mD:] = self.g[mD:, 1] * (-1.0 / s)
+
+    @property
+    def full(self) -> bool:
+        return self.updates >= MAX_UPDATES
+
+    # ------------------------------------------------------------------ changes
+    def add(self, row: int) -> bool:
+        """Row ``row`` (of ``Ai``) joins the working set; False when its block turned singular."""
+        self.W[row] = True
+        return self._change(row, True)
+
+    def drop(self, row: int) -> bool:
+        """Row ``row`` leaves the working set; False as for :meth:`add`."""
+        self.W[row] = False
+        return self._change(row, False)
+
+    def _change(self, row: int, on: bool) -> bool:
+        r = self.me + row
+        c = int(self.cpos[r])
+        self.updates += 1
+        if c >= 0:
+            self._swap(int(self.col[c]), self.mD if on else self.mD - 1)
+            self.mD += 1 if on else -1
+            self._coupling_rows(True)
+            return True
+        k = int(self.lpos[r])
+        self.act_local[k] = on
+        self.wl[k] = 1.0 if on else 0.0
+        j, slot = int(self.rblk[k]), int(self.rslot[k])
+        self.act[j, slot] = on
+        nv = int(self.nv[j])
+        cols = self.dst[j]
+        old = self.A[:, cols[:nv]]
+        if not self._refresh(j, slot, on):
+            return False
+        self.A[:, cols] = self._out
+        upd = self.CT[cols[:nv]].T @ (self._out[:, :nv].T - old.T)
+        upd *= self.s
+        self.Sfull += upd[:, : self.mc]
+        self.g += upd[:, self.mc:]
+        self._coupling_rows(False)
+        return True
+
+    def _swap(self, a: int, b: int) -> None:
+        """Swap coupling columns ``a`` and ``b`` (keeps the active ones first)."""
+        if a == b:
+            return
+        ab, ba = [a, b], [b, a]
+        self.A[ab] = self.A[ba]
+        self.CT[:, ab] = self.CT[:, ba]
+        self.Sfull[ab] = self.Sfull[ba]
+        self.Sfull[:, ab] = self.Sfull[:, ba]
+        for arr in (self.g, self.bcp, self.perm):
+            arr[ab] = arr[ba]
+        nl = self.local.size
+        self.rid[[nl + a, nl + b]] = self.rid[[nl + b, nl + a]]
+        self.col[self.perm[ab]] = ab
+
+    # ------------------------------------------------------------------ solutions
+    def _zD(self, rhs: np.ndarray) -> np.ndarray:
+        mD = self.mD
+        if not mD:
+            return np.zeros((0, rhs.shape[1]))
+        _, z, info = lapack.dposv(self.Sfull[:mD, :mD] + self.dI[:mD, :mD], rhs)
+        if info != 0:
+            z = np.linalg.solve(self.Sfull[:mD, :mD] + self.dI[:mD, :mD], rhs)
+        return np.asarray(z)
+
+    def _piece(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(F, z_D)`` of the current piece, ``F`` (2 x rows) (see the class docstring)."""
+        mD, mc = self.mD, self.mc
+        rhs = self.g[:mD].copy()
+        rhs[:, 0] -= self.s * self.bcp[:mD]
+        zD = self._zD(rhs)
+        F = self.A[mc:] - zD.T @ self.A[:mD] if mD else self.A[mc:].copy()
+        return F, zD
+
+    def event(self, t: float, direction: float, span: float) -> tuple[float, tuple[str, int] | None]:
+        """As :meth:`_Kkt.event`."""
+        n = self.n
+        F, _ = self._piece()
+        self._F = F
+        Fv = F[1, n:]
+        tol_x = 1e-12 * max(float(F[1, :n].max(initial=0.0)), -float(F[1, :n].min(initial=0.0)))
+        wl = self.wl
+        tol_l = 1e-12 * float((np.abs(Fv) * wl).max(initial=0.0))
+        rate = Fv if direction > 0 else -Fv
+        thr = wl * (tol_l - tol_x)
+        thr += self.big
+        thr += tol_x
+        thr += rate
+        cand = thr < 0
+        if not cand.any():
+            return span, None
+        ahead = np.full(rate.shape, math.inf)
+        num = Fv * t
+        num += F[0, n:]
+        np.divide(num, -rate, out=ahead, where=cand)
+        k = int(np.argmin(ahead))
+        if not ahead[k] < span:
+            return span, None
+        return max(float(ahead[k]), 0.0), ("drop" if wl[k] else "add", int(self.rid[k]))
+
+    def piece_x(self) -> np.ndarray:
+        return self._F[:, : self.n].T
+
+    def active(self) -> np.ndarray:
+        """The active rows (of ``Ai``), ascending (the order of :meth:`pair`'s multipliers)."""
+        return np.flatnonzero(self.W)
+
+    def _unpack(self, F: np.ndarray, zD: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(x, mu, lam)`` (t-form multipliers; ``lam`` over :meth:`active`) from ``(F, z_D)``."""
+        n, me, s = self.n, self.me, self.s
+        z = np.zeros((me + self.W.size, 2))
+        loc = self.act_local
+        z[self.local[loc]] = F[:, n:n + self.local.size].T[loc]
+        z[self.coupling[self.perm[: self.mD]]] = zD
+        z *= s
+        return F[:, :n].T, z[:me], z[me:][self.W]
+
+    def pair(self) -> tuple[np.ndarray, tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:
+        """As :meth:`_Kkt.pair`."""
+        F, zD = self._piece()
+        x, mu, lam = self._unpack(F, zD)
+        return self.active(), (x[:, 0], mu[:, 0], lam[:, 0]), (x[:, 1], mu[:, 1], lam[:, 1])
+
+    def solve(self, rx: np.ndarray, re: np.ndarray, ractive: np.ndarray) -> tuple[np.ndarray, ...]:
+        """As :meth:`_Kkt.solve` (``ractive`` in :meth:`active` order)."""
+        s, B, n, me, mD = self.s, self.B, self.n, self.me, self.mD
+        r = np.zeros(me + self.W.size)
+        r[:me] = re
+        r[me:][self.W] = ractive
+        var, rows = self.blk.var, self.blk.row
+        rb = np.zeros((var.shape[0], self.P))
+        rb[:, :B] = np.where(var >= 0, rx[self.Xpad], 0.0)
+        rb[:, B:] = np.where(self.act, s * r[np.maximum(rows, 0)], 0.0)
+        y = np.einsum("jpq,jq->jp", self.Kinv, rb)
+        xy = np.zeros(n)
+        xy[var[var >= 0]] = y[:, :B][var >= 0]
+        zD = self._zD((s * (self.CT[:, :mD].T @ xy) - s * r[self.coupling[self.perm[:mD]]])[:, None])[:, 0]
+        e = s * (self.CT[:, :mD] @ zD)
+        eb = np.where(var >= 0, e[self.Xpad], 0.0)
+        z = y - np.einsum("jpb,jb->jp", self.Kinv[:, :, :B], eb)
+        x = np.zeros(n)
+        x[var[var >= 0]] = z[:, :B][var >= 0]
+        out = np.zeros(me + self.W.size)
+        rj, rl = np.nonzero(self.act)
+        out[rows[rj, rl]] = z[rj, B + rl]
+        out[self.coupling[self.perm[:mD]]] = zD
+        out *= s
+        return x, out[:me], out[me:][self.W]
+
+
 class SolutionPath:
     """The program's optimum as a function of the risk aversion (see the module docstring).
 
@@ -448,13 +978,46 @@ class SolutionPath:
         curved = diag[diag > 0]
         self.flat = diag <= 0
         self.eps = EPS * (float(np.median(curved)) if curved.size else 1.0)
-        self.kkt = _Kkt(canonical, self.eps * self.flat, DELTA)
+        blocks = _blocks(canonical)
+        self.kkt: _Kkt | _BlockKkt = (_Kkt(canonical, self.eps * self.flat, DELTA) if blocks is None else
+                                      _BlockKkt(canonical, self.eps * self.flat, DELTA, blocks))
+        self.fallback: str | None = None
+        """Why the structured backend gave way to the generic one, if it did (see :attr:`backend`)."""
         self.t = math.nan
         self.capped: tuple[PathPoint, np.ndarray] | None = None
         """Where the volatility cap starts to bind, once found (every larger ``t`` has this point)."""
         self.steps = 0
         self.start_seconds = 0.0
         self.start_solver_seconds = 0.0
+
+    @property
+    def backend(self) -> str:
+        """How the KKT systems are solved: ``"blocks"`` (:class:`_BlockKkt`, for programs whose rows
+        split into small blocks and a few coupling rows) or ``"sparse LU"`` (:class:`_Kkt`), with the
+        fallback from the first to the second, if one happened."""
+        if self.fallback is None:
+            return self.kkt.name
+        return f"{_BlockKkt.name}, then {_Kkt.name} ({self.fallback})"
+
+    def _refactor(self, W: np.ndarray, t: float) -> _Kkt | _BlockKkt:
+        try:
+            self.kkt.refactor(W, t)
+        except np.linalg.LinAlgError:
+            self._fallback(W, t, "a singular block")
+        return self.kkt
+
+    def _recover(self, t: float, reason: str) -> _Kkt | _BlockKkt:
+        """After a failed change of the working set: refactor, or leave the structured backend."""
+        if isinstance(self.kkt, _BlockKkt):
+            self._fallback(self.kkt.W, t, reason)
+            return self.kkt
+        return self._refactor(self.kkt.W, t)
+
+    def _fallback(self, W: np.ndarray, t: float, reason: str) -> None:
+        """Go on with the generic backend from working set ``W`` at ``t``."""
+        self.fallback = f"{reason} at risk aversion {1.0 / t if t > 0 else math.inf:.6g}"
+        self.kkt = _Kkt(self.q, self.eps * self.flat, DELTA)
+        self.kkt.refactor(W.copy(), t)
 
     @property
     def started(self) -> bool:
@@ -501,7 +1064,7 @@ class SolutionPath:
         leave, one refactorization a round."""
         q, t = self.q, self.t
         for _ in range(rounds):
-            self.kkt.refactor(W, t)
+            self._refactor(W, t)
             active, (xu, _, lu), (xv, _, lv) = self.kkt.pair()
             x, lam = xu + t * xv, lu + t * lv
             r = q.Ai @ x - q.bi
@@ -520,38 +1083,18 @@ class SolutionPath:
         """Move from ``self.t`` to ``t_target`` (either way) through every breakpoint. With ``cap``, stop
         where the variance crosses the volatility cap (growing with ``t``, falling against it).
         Returns ``(stopped at the cap, breakpoints crossed)``."""
-        q, kkt = self.q, self.kkt
+        kkt = self.kkt
         t = self.t
         if t_target == t:
             return False, 0
         direction = 1.0 if t_target > t else -1.0
         limit = None if self.sigma is None or not cap else OBJECTIVE_SCALE * self.sigma**2
-        rhs = np.column_stack([q.bi, np.zeros_like(q.bi)])
         steps = 0
         while True:
-            z, omega = kkt.bordered()
-            X = z[: self.n]
-            R = q.Ai @ X - rhs  # row residuals of the piece: R[:, 0] + t R[:, 1]
-            lam = kkt.multipliers(z, omega)
-            span, event = abs(t_target - t), None
-            rv = R[:, 1] * direction
-            moving = ~kkt.W & (rv > 1e-12 * float(np.abs(X[:, 1]).max(initial=0.0)))
-            if moving.any():
-                ahead = np.full(rv.shape, math.inf)
-                np.divide(-R[:, 0] - t * R[:, 1], rv, out=ahead, where=moving)
-                k = int(np.argmin(ahead))
-                if ahead[k] < span:
-                    span, event = max(float(ahead[k]), 0.0), ("add", k)
-            lv = lam[:, 1] * direction
-            falling = lv < -1e-12 * float(np.abs(lam[:, 1]).max(initial=0.0))
-            if falling.any():
-                ahead = np.full(lv.shape, math.inf)
-                np.divide(lam[:, 0] + t * lam[:, 1], -lv, out=ahead, where=falling)
-                k = int(np.argmin(ahead))
-                if ahead[k] < span:
-                    span, event = max(float(ahead[k]), 0.0), ("drop", int(kkt.active()[k]))
+            span, event = kkt.event(t, direction, abs(t_target - t))
             best = t + direction * span if event is not None else t_target
             if limit is not None:
+                X = kkt.piece_x()
                 stop = self._cap_crossing(X[:, 0], X[:, 1], t, best, direction, limit)
                 if stop is not None:
                     self.t = stop
@@ -565,10 +1108,10 @@ class SolutionPath:
             kind, row = event
             s = kkt.s
             if kkt.full or (t > 1e3 * s or (s > 1.0 and t < s / 1e3)):
-                kkt.refactor(kkt.W, t)
+                kkt = self._refactor(kkt.W, t)
             ok = kkt.add(row) if kind == "add" else kkt.drop(row)
             if not ok:
-                kkt.refactor(kkt.W, t)
+                kkt = self._recover(t, "a singular block")
             steps += 1
             if self.steps + steps > MAX_STEPS:
                 raise SolverError(f"the path crossed more than {MAX_STEPS} breakpoints: solve each point on its own",
@@ -648,13 +1191,17 @@ class SolutionPath:
         off = q.offsets
         margin = float(x[off["margin"]][0]) if "margin" in off else 0.0
         point = Point(x[off["w"]].copy(), float(x[off["cash"]][0]), margin)
-        return PathPoint(gamma, point, objective, capped, gamma_eff, kkt, bias, breakpoints)
+        return PathPoint(gamma, point, objective, capped, gamma_eff, kkt, bias, breakpoints, self.kkt.name)
 
     def _here(self, gamma: float, capped: bool, breakpoints: int) -> tuple[PathPoint, np.ndarray]:
         """The point at the current ``t``, reported at risk aversion ``gamma``."""
         x, mu, active, lam = self._current()
         gamma_eff = 1.0 / self.t
         kkt = self._certificate(x, mu, active, lam, gamma_eff)
+        worst = max(kkt.values())
+        if not worst <= KKT_TOLERANCE and isinstance(self.kkt, _BlockKkt):
+            self._fallback(self.kkt.W, self.t, f"a point's KKT residual was {worst:.2g}")
+            return self._here(gamma, capped, breakpoints)
         return self._make(x, gamma, gamma_eff, capped, kkt, breakpoints), x
 
     def _end(self, breakpoints: int) -> PathPoint:
@@ -725,7 +1272,7 @@ class SolutionPath:
         down = sorted((t for t in ts if t < t0), reverse=True)
         if down and self.t != t0:
             self.t = t0
-            self.kkt.refactor(W, t0)
+            self._refactor(W, t0)
         for t in down:
             _, steps = self._follow(t, cap=False)
             out[gamma_of(t)] = self._here(gamma_of(t), False, steps)[0]
