@@ -262,13 +262,14 @@ def envelope(curve: MarketCurve, x_max: float, rel_tol: float, floor: float = 0.
 
 def envelopes(curves: Sequence[MarketCurve], x_max: Sequence[float] | np.ndarray, rel_tol: float,
               floor: float = 0.0, max_points: int = 4000,
-              x_min: Sequence[float] | np.ndarray | None = None) -> list[Envelope]:
+              x_min: Sequence[float] | np.ndarray | None = None, first: tuple[int, int] = (17, 16)) -> list[Envelope]:
     """:func:`envelope` of many markets at once, each exactly as alone (the same samples, the same
     refinement, the same lines), in one pass over all their points instead of one per market.
 
     The samples of all markets sit in one array sorted by (market, x); every step (hull, chord gaps,
     splitting coarse segments, closing in on bridge ends) is one vectorized operation over it, and a
     market leaves the working set when its refinement stops (no new points, or ``max_points``).
+    ``first``: how many evenly spaced and geometric (from ``1e-6 x_max``) samples to start from.
     """
     m = len(curves)
     hi = np.asarray(x_max, dtype=float).reshape(m)
@@ -285,15 +286,16 @@ def envelopes(curves: Sequence[MarketCurve], x_max: Sequence[float] | np.ndarray
     cset = CurveSet([curves[r] for r in live])
     n = len(live)
     lo, hi = lo[live], hi[live]
-    # the first samples: 17 evenly spaced, 16 geometric from 1e-6 x_max (windows from 0), the kinks
+    # the first samples: evenly spaced, geometric from 1e-6 x_max (windows from 0), the kinks
+    even, geometric = first
     from_zero = np.flatnonzero(lo == 0.0)
     kinks = [_kink_points(c, float(h)) for c, h in zip(cset.curves, hi, strict=True)]
     kink_own = np.repeat(np.arange(n), [k.size for k in kinks])
     kink_x = np.concatenate(kinks)
     above = kink_x > lo[kink_own]
-    xs = np.concatenate([np.linspace(lo, hi, 17, axis=1).ravel(), kink_x[above],
-                         (hi[from_zero, None] * np.geomspace(1e-6, 1.0, 16)).ravel()])
-    own = np.concatenate([np.repeat(np.arange(n), 17), kink_own[above], np.repeat(from_zero, 16)])
+    xs = np.concatenate([np.linspace(lo, hi, even, axis=1).ravel(), kink_x[above],
+                         (hi[from_zero, None] * np.geomspace(1e-6, 1.0, geometric)).ravel()])
+    own = np.concatenate([np.repeat(np.arange(n), even), kink_own[above], np.repeat(from_zero, geometric)])
     order = np.lexsort((xs, own))
     xs, own = xs[order], own[order]
     distinct = np.concatenate([[True], (np.diff(xs) > 0) | (np.diff(own) != 0)])
@@ -313,7 +315,8 @@ def envelopes(curves: Sequence[MarketCurve], x_max: Sequence[float] | np.ndarray
         mids = 0.5 * (xs[ia] + xs[ja])
         chords = fs[ia] + (fs[ja] - fs[ia]) * 0.5
         gaps = np.abs(cset.income(mids, seg_own) - chords) / (mids + floor)
-        active = np.unique(own)
+        have = np.bincount(own, minlength=n)
+        active = np.flatnonzero(have)
         worst = np.zeros(n)
         np.maximum.at(worst, seg_own, gaps)
         midpoint_bound[active] = worst[active]
@@ -327,6 +330,7 @@ def envelopes(curves: Sequence[MarketCurve], x_max: Sequence[float] | np.ndarray
         step = np.arange(int(count.sum())) - start + 1
         new_x = [np.repeat(left, count) + np.repeat(width, count) * step / np.repeat(pieces, count)]
         new_o = [np.repeat(seg_own[coarse], count)]
+        new_at = [np.repeat(ja[coarse], count)]  # each new point goes in before this sample
         # bridges: their ends are tangency points only as fine as the samples beside them, and the
         # income may rise above the chord just past an end; close in on each end geometrically
         gap_i, gap_j = i[~adjacent], j[~adjacent]
@@ -334,8 +338,8 @@ def envelopes(curves: Sequence[MarketCurve], x_max: Sequence[float] | np.ndarray
             far = np.abs(xs[nb] - xs[end]) > 1e-5 * hi[own[end]]
             new_x.append(xs[end][far] + 0.25 * (xs[nb][far] - xs[end][far]))
             new_o.append(own[end][far])
-        nx, no = np.concatenate(new_x), np.concatenate(new_o)
-        have = np.bincount(own, minlength=n)
+            new_at.append(np.maximum(end, nb)[far])
+        nx, no, at = np.concatenate(new_x), np.concatenate(new_o), np.concatenate(new_at)
         adding = np.bincount(no, minlength=n)
         stop = np.zeros(n, dtype=bool)
         stop[active] = (adding[active] == 0) | (have[active] + adding[active] > max_points)
@@ -346,17 +350,18 @@ def envelopes(curves: Sequence[MarketCurve], x_max: Sequence[float] | np.ndarray
             done_o.append(own[leaving])
             xs, fs, own = xs[~leaving], fs[~leaving], own[~leaving]
             keep_new = ~stop[no]
-            nx, no = nx[keep_new], no[keep_new]
+            nx, no, at = nx[keep_new], no[keep_new], at[keep_new] - np.cumsum(leaving)[at[keep_new] - 1]
         if not nx.size:
             continue
-        xs = np.concatenate([xs, nx])
-        order = np.lexsort((xs, np.concatenate([own, no])))
-        own = np.concatenate([own, no])[order]
-        xs, fs = xs[order], np.concatenate([fs, cset.income(nx, no)])[order]
+        # every new point lies strictly between two neighbouring samples (one gap gives points from
+        # one source only, in increasing order): inserting at those gaps keeps the (market, x) order
+        order = np.argsort(at, kind="stable")
+        nx, no, at = nx[order], no[order], at[order]
+        xs, fs, own = np.insert(xs, at, nx), np.insert(fs, at, cset.income(nx, no)), np.insert(own, at, no)
         distinct = np.concatenate([[True], (np.diff(xs) > 0) | (np.diff(own) != 0)])
         xs, fs, own = xs[distinct], fs[distinct], own[distinct]
     own = np.concatenate(done_o)
-    order = np.lexsort((np.concatenate(done_x), own))
+    order = np.argsort(own, kind="stable")  # each market's samples come from one chunk, in order
     xs, fs, own = np.concatenate(done_x)[order], np.concatenate(done_f)[order], own[order]
     return _finish(out, live, xs, fs, own, hi, rel_tol, floor, midpoint_bound)
 

@@ -16,6 +16,7 @@ number (APY before and after, portfolio APY, objective) is evaluated on the exac
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -26,9 +27,9 @@ from bondfolio.constraints.variables import Point, Vars
 from bondfolio.errors import InfeasibleError
 from bondfolio.inputs.snapshot import AmmCurve, PendleCurve
 from bondfolio.inputs.universe import Universe
-from bondfolio.solver.curves import Envelope, MarketCurve, curve_for, envelope, upper_hull
+from bondfolio.solver.curves import CurveSet, Envelope, MarketCurve, curve_for, envelopes
 from bondfolio.solver.pendle_amm import PendleAmm
-from bondfolio.solver.solve import Solution
+from bondfolio.solver.solve import OBJECTIVE_SCALE, Solution
 
 if TYPE_CHECKING:
     import cvxpy as cp
@@ -37,15 +38,19 @@ else:
     cp = lazy_module("cvxpy", globals(), "cp")
     sp = lazy_module("scipy.sparse", globals(), "sp")
 
-__all__ = ["COARSE", "MAX_REFINEMENTS", "REFINE_ABOVE", "RateImpact", "solve_with_impact"]
+__all__ = ["MAX_REFINEMENTS", "NEIGHBOURS", "REFINE_ABOVE", "STRIDE", "RateImpact", "solve_with_impact"]
 
-#: Rounds of local envelope refinement for large books (see :data:`REFINE_ABOVE`).
+#: Rounds of local refinement for large books (see :data:`REFINE_ABOVE`).
 MAX_REFINEMENTS = 4
 
-#: Books with more curve markets than this start from envelopes COARSE times looser and refine them
-#: to full accuracy around the solution only (a few re-solves instead of one huge program).
+#: Books with more curve markets than this give the program only some knots of each full-accuracy
+#: envelope (every STRIDE-th, the ends and the bridges' ends) and add the others where the solution
+#: needs them (a few small re-solves instead of one huge program).
 REFINE_ABOVE = 20
-COARSE = 100.0
+STRIDE = 24
+
+#: Knots added on either side of each knot a refinement round asks for.
+NEIGHBOURS = 2
 
 
 @dataclass
@@ -86,15 +91,45 @@ class RateImpact:
         floor = u.nav / max(len(curves), 1)
         caps = np.ones(u.n) if self.upper is None else np.minimum(self.upper, 1.0)
         self.x_max = [float(max(caps[i], 0.0)) * u.nav for i in idx]
-        # large books: coarse envelopes first, refined to full accuracy only around the solution
-        self.refining = len(curves) > REFINE_ABOVE
         self.rel, self.floor = rel, floor
-        first = rel * COARSE if self.refining else rel
-        self.envelopes = [envelope(c, x_max, first, floor) for c, x_max in zip(curves, self.x_max, strict=True)]
-        self.knots = [e.knots for e in self.envelopes]
-        self.values = [np.asarray(c.income(k, exact=False)) for c, k in zip(curves, self.knots, strict=True)]
-        self.windows: list[list[tuple[float, float]]] = [[] for _ in curves]
+        # every market's full-accuracy envelope, all in one pass; its knots in one flat array (market
+        # by market, each sorted), with the float income at each
+        self.envelopes = envelopes(curves, self.x_max, rel, floor)
+        sizes = np.array([e.knots.size for e in self.envelopes], dtype=int)
+        self.owner = np.repeat(np.arange(len(curves)), sizes)
+        """The curve market (row of :attr:`idx`) each knot belongs to."""
+        self.start = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
+        """Market ``r``'s knots are ``knot_x[start[r]:start[r + 1]]``."""
+        self.knot_x = np.concatenate([e.knots for e in self.envelopes]) if curves else np.zeros(0)
+        self.knot_f = CurveSet(curves).income(self.knot_x, self.owner) if curves else np.zeros(0)
+        # large books: the program starts from some knots and gains the others around its solution
+        self.refining = len(curves) > REFINE_ABOVE
+        self.chosen = self._first_knots() if self.refining else np.ones(self.knot_x.size, dtype=bool)
+        """The knots in the program."""
+        self.branch_lo, self.branch_hi = np.zeros(max(len(curves), 1)), np.full(max(len(curves), 1), 2.0)
+        self._exact: tuple[bytes, np.ndarray] | None = None
         self._pendle_markets(caps)
+
+    def _first_knots(self) -> np.ndarray:
+        """The knots a large book's first program has: every :data:`STRIDE`-th of each envelope, its
+        ends and its bridges' ends (a subset of a concave hull's vertices: lines below the envelope)."""
+        pos = np.arange(self.knot_x.size) - self.start[self.owner]
+        chosen = (pos % STRIDE == 0) | (pos == np.diff(self.start)[self.owner] - 1)
+        for r, e in enumerate(self.envelopes):
+            if e.bridges:
+                ends = np.array([x for bridge in e.bridges for x in bridge])
+                chosen[self.start[r] + np.flatnonzero(np.isin(e.knots, ends))] = True
+        return chosen
+
+    @property
+    def knots(self) -> list[np.ndarray]:
+        """Each curve market's knots in the program (base currency)."""
+        return [self.knot_x[a:b][self.chosen[a:b]] for a, b in itertools.pairwise(self.start)]
+
+    @property
+    def values(self) -> list[np.ndarray]:
+        """The income at each of :attr:`knots` (base currency per year)."""
+        return [self.knot_f[a:b][self.chosen[a:b]] for a, b in itertools.pairwise(self.start)]
 
     def _pendle_markets(self, caps: np.ndarray) -> None:
         """Pendle markets on their exact curves: the one-off cost of a trade as the lines through knots
@@ -186,64 +221,94 @@ class RateImpact:
         slippage is the ``slippage`` objective term.)"""
         term: cp.Expression = cp.Constant(0.0)
         cons: list[cp.Constraint] = []
-        self.lo = cp.Parameter(max(self.idx.size, 1), name="branch_floor", value=np.zeros(max(self.idx.size, 1)))
-        self.hi = cp.Parameter(max(self.idx.size, 1), name="branch_cap", value=np.full(max(self.idx.size, 1), 2.0))
+        self.lo = cp.Parameter(self.branch_lo.size, name="branch_floor", value=self.branch_lo.copy())
+        self.hi = cp.Parameter(self.branch_hi.size, name="branch_cap", value=self.branch_hi.copy())
+        self.link: cp.Constraint | None = None
         if not self.idx.size:
             return term, cons
         m = self.idx.size
         nav = self.universe.nav
-        sizes = [k.size for k in self.knots]
-        owner = np.repeat(np.arange(m), sizes)
+        chosen = np.flatnonzero(self.chosen)
+        owner = self.owner[chosen]
         members = sp.csr_matrix((np.ones(owner.size), (owner, np.arange(owner.size))), shape=(m, owner.size))
         # the hull as convex combinations of its knots: w = sum lam x_k, income = sum lam f_k (one flat
         # vector of knots, a sparse matrix saying which market each belongs to); for a concave hull the
         # best combination uses two adjacent knots, i.e. the piecewise-linear hull itself; better
         # conditioned than one cut per line
         self.lam = cp.Variable(owner.size, nonneg=True, name="knot_weights")
-        self.xk = cp.Parameter(owner.size, name="knot_x", value=np.concatenate(self.knots) / nav)
-        self.fk = cp.Parameter(owner.size, name="knot_income", value=np.concatenate(self.values) / nav)
+        self.xk = cp.Parameter(owner.size, name="knot_x", value=self.knot_x[chosen] / nav)
+        self.fk = cp.Parameter(owner.size, name="knot_income", value=self.knot_f[chosen] / nav)
         w = v.w[self.idx]
-        cons += [members @ self.lam == 1, w == members @ cp.multiply(self.xk, self.lam),
-                 w >= self.lo, w <= self.hi]
+        self.link = w == members @ cp.multiply(self.xk, self.lam)
+        cons += [members @ self.lam == 1, self.link, w >= self.lo, w <= self.hi]
         return term + self.fk @ self.lam, cons
 
     def branch(self, row: int, lo: float, hi: float) -> None:
         """Restrict curve market ``row`` to ``lo <= w <= hi`` (the repair step's branch bounds)."""
-        lows, highs = np.array(self.lo.value), np.array(self.hi.value)
-        lows[row], highs[row] = lo, hi
-        self.lo.value, self.hi.value = lows, highs
+        self.branch_lo[row], self.branch_hi[row] = lo, hi
+        self.lo.value, self.hi.value = self.branch_lo.copy(), self.branch_hi.copy()
 
     def refine(self, w: np.ndarray) -> bool:
-        """Refine each curve market's knots to full accuracy around its holding in ``w`` (the coarse
-        segment holding it and one segment either side). Returns whether any knots changed."""
-        if not self.refining:
+        """Give the program the envelope's knots it lacks around the solution ``w``: a curve market is
+        done when the program's lines beside its holding (both sides if it sits on a knot) are the
+        full-accuracy envelope's; otherwise it gains the knots nearest its holding and, with the
+        solution's dual prices, the knots nearest the holding its price would choose on the whole
+        envelope (each with :data:`NEIGHBOURS` either side). Returns whether any knots were added.
+
+        When every market is done, the solution is optimal for the full-accuracy envelopes too: on
+        each market the program's lines and the envelope agree on a neighbourhood of the holding, so
+        the solution is a local and (all concave) the global optimum of the full program."""
+        if not self.refining or not self.idx.size:
             return False
         nav = self.universe.nav
-        changed = False
-        for r, (c, i) in enumerate(zip(self.curves, self.idx, strict=True)):
-            x = min(max(float(w[i]) * nav, 0.0), self.x_max[r])
-            if any(lo <= x <= hi for lo, hi in self.windows[r]):
+        x = np.clip(np.asarray(w)[self.idx] * nav, 0.0, np.asarray(self.x_max))
+        price = self._prices()
+        near = 1e-8 * nav  # a holding this close to a knot sits on it
+        add: list[np.ndarray] = []
+        for r, (a, b) in enumerate(itertools.pairwise(self.start)):
+            have = a + np.flatnonzero(self.chosen[a:b])  # the program's knots of market r (full indices)
+            k = int(np.searchsorted(self.knot_x[have], x[r]))
+            if k < have.size and self.knot_x[have[k]] - x[r] <= near:
+                beside = [(k - 1, k), (k, k + 1)]
+            elif k > 0 and x[r] - self.knot_x[have[k - 1]] <= near:
+                beside = [(k - 2, k - 1), (k - 1, k)]
+            else:
+                beside = [(k - 1, k)]
+            if all(have[j] - have[i] == 1 for i, j in beside if i >= 0 and j < have.size):
                 continue
-            knots = self.knots[r]
-            j = int(np.clip(np.searchsorted(knots, x), 1, knots.size - 1))
-            lo, hi = float(knots[max(j - 2, 0)]), float(knots[min(j + 1, knots.size - 1)])
-            fine = envelope(c, hi, self.rel, self.floor, x_min=lo)
-            points = np.unique(np.concatenate([knots, fine.knots]))
-            values = np.asarray(c.income(points, exact=False))
-            hull = upper_hull(points, values)
-            self.knots[r], self.values[r] = points[hull], values[hull]
-            self.windows[r].append((lo, hi))
-            changed = True
+            centres = [a + int(np.clip(np.searchsorted(self.knot_x[a:b], x[r]), 0, b - a - 1))]
+            if price is not None:
+                centres.append(a + int(np.argmax(self.knot_f[a:b] - price[r] * self.knot_x[a:b])))
+            for c in centres:
+                add.append(np.arange(max(c - NEIGHBOURS, a), min(c + NEIGHBOURS + 1, b)))
+        if not add:
+            return False
+        new = np.concatenate(add)
+        changed = bool(np.any(~self.chosen[new]))
+        self.chosen[new] = True
         return changed
+
+    def _prices(self) -> np.ndarray | None:
+        """Each curve market's price of holding (income per base-currency unit) in the last solution:
+        the dual of the link between its weight and its knots; ``None`` when the solver gave none."""
+        if self.link is None or self.link.dual_value is None:
+            return None
+        return -np.asarray(self.link.dual_value, dtype=float).reshape(-1) / OBJECTIVE_SCALE
 
     # ------------------------------------------------------------------ exact evaluation
     def exact_income(self, w: np.ndarray) -> np.ndarray:
+        """Exact annual income / NAV of each curve market at weights ``w`` (the last answer is kept:
+        the repair, the report and the objective all ask at the same weights)."""
         if not self.idx.size:
             return np.zeros(0)
-        """Exact annual income / NAV of each curve market at weights ``w``."""
+        key = np.asarray(w, dtype=float)[self.idx].tobytes()
+        if self._exact is not None and self._exact[0] == key:
+            return self._exact[1].copy()
         nav = self.universe.nav
-        return np.array([float(c.income(max(float(w[i]), 0.0) * nav)) / nav for c, i in zip(self.curves, self.idx,
-                                                                                            strict=True)])
+        out = np.array([float(c.income(max(float(w[i]), 0.0) * nav)) / nav for c, i in zip(self.curves, self.idx,
+                                                                                           strict=True)])
+        self._exact = (key, out)
+        return out.copy()
 
     def model_income(self, w: np.ndarray) -> np.ndarray:
         """The program's model of each curve market's income / NAV: the hull through the knots."""
@@ -270,13 +335,14 @@ class RateImpact:
         u = self.universe
         nav = u.nav
         markets = []
+        knots, values = self.knots, self.values
         for r, (c, e, i) in enumerate(zip(self.curves, self.envelopes, self.idx, strict=True)):
             x = max(float(point.w[i]), 0.0) * nav
             markets.append({
                 "id": u.ids[i], "model": c.model, "apy_before": float(c.apy(c.held)), "apy_after": float(c.apy(x)),
-                "snapshot_apy": float(u.apy[i]), "amount": x, "lines": int(self.knots[r].size - 1),
+                "snapshot_apy": float(u.apy[i]), "amount": x, "lines": int(knots[r].size - 1),
                 "envelope_bound": e.bound, "bridges": [list(b) for b in e.bridges],
-                "model_income": float(np.interp(x, self.knots[r], self.values[r])), "exact_income": float(c.income(x)),
+                "model_income": float(np.interp(x, knots[r], values[r])), "exact_income": float(c.income(x)),
             })
         exact = float(np.sum(self.exact_income(point.w)))
         model = float(np.sum(self.model_income(point.w)))
@@ -311,15 +377,11 @@ class Refinable(Protocol):
 
 
 def solve_with_impact(program: Refinable, impact: RateImpact, reuse: bool = False) -> Solution:
-    """Solve a program that models rate impact: refine large books' envelopes around the solution
-    (re-solving each time), then repair holdings that landed on a non-concave stretch (inside a
-    bridge) by re-solving on each side and keeping the better exact objective."""
-    solution = program.solve_once(reuse)
-    for _ in range(MAX_REFINEMENTS):  # large books: full accuracy around the solution, then re-solve
-        if not impact.refine(solution.point.w):
-            break
-        program.assemble()
-        solution = program.solve_once(reuse=False)
+    """Solve a program that models rate impact: in large books, add envelope knots around the solution
+    until it is optimal at full accuracy (re-solving each time), then repair holdings that landed on a
+    non-concave stretch (inside a bridge) by re-solving on each side and keeping the better exact
+    objective (each side's solution refined the same way first)."""
+    solution = _refined(program, impact, program.solve_once(reuse))
     u = program.universe
     repairs: list[dict[str, Any]] = []
     for _ in range(2 * impact.idx.size):
@@ -327,14 +389,14 @@ def solve_with_impact(program: Refinable, impact: RateImpact, reuse: bool = Fals
         if not bridged:
             break
         row, left, right, gap = bridged[0]
-        lo0, hi0 = float(impact.lo.value[row]), float(impact.hi.value[row])  # type: ignore[index]
+        lo0, hi0 = float(impact.branch_lo[row]), float(impact.branch_hi[row])
         best: tuple[float, Solution, float, float] | None = None
         for lo, hi in ((lo0, min(hi0, left)), (max(lo0, right), hi0)):
             if lo > hi:
                 continue
             impact.branch(row, lo, hi)
             try:
-                trial = program.solve_once(reuse)
+                trial = _refined(program, impact, program.solve_once(reuse))
             except InfeasibleError:
                 continue
             value = program.exact_objective(trial.point)
@@ -349,4 +411,15 @@ def solve_with_impact(program: Refinable, impact: RateImpact, reuse: bool = Fals
                         "gap_bp": gap * 1e4, "kept": "left" if hi <= left else "right"})
     solution.rate_impact = impact.report(solution.point, repairs)
     solution.objective_exact = program.exact_objective(solution.point)
+    return solution
+
+
+def _refined(program: Refinable, impact: RateImpact, solution: Solution) -> Solution:
+    """Large books: add the knots the solution lacks (:meth:`RateImpact.refine`) and re-solve, at most
+    :data:`MAX_REFINEMENTS` times."""
+    for _ in range(MAX_REFINEMENTS):
+        if not impact.refine(solution.point.w):
+            break
+        program.assemble()
+        solution = program.solve_once(reuse=False)
     return solution
