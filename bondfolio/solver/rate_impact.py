@@ -16,7 +16,6 @@ number (APY before and after, portfolio APY, objective) is evaluated on the exac
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -27,7 +26,7 @@ from bondfolio.constraints.variables import Point, Vars
 from bondfolio.errors import InfeasibleError
 from bondfolio.inputs.snapshot import AmmCurve, PendleCurve
 from bondfolio.inputs.universe import Universe
-from bondfolio.solver.curves import CurveSet, Envelope, MarketCurve, curve_for, envelopes
+from bondfolio.solver.curves import CurveSet, Envelope, MarketCurve, curve_for, envelopes, upper_hull
 from bondfolio.solver.pendle_amm import PendleAmm
 from bondfolio.solver.solve import OBJECTIVE_SCALE, Solution
 
@@ -38,19 +37,26 @@ else:
     cp = lazy_module("cvxpy", globals(), "cp")
     sp = lazy_module("scipy.sparse", globals(), "sp")
 
-__all__ = ["MAX_REFINEMENTS", "NEIGHBOURS", "REFINE_ABOVE", "STRIDE", "RateImpact", "solve_with_impact"]
+__all__ = ["COARSE", "COARSE_SAMPLES", "MAX_REFINEMENTS", "NEIGHBOURS", "REFINE_ABOVE", "RateImpact",
+           "solve_with_impact"]
 
 #: Rounds of local refinement for large books (see :data:`REFINE_ABOVE`).
 MAX_REFINEMENTS = 4
 
-#: Books with more curve markets than this give the program only some knots of each full-accuracy
-#: envelope (every STRIDE-th, the ends and the bridges' ends) and add the others where the solution
-#: needs them (a few small re-solves instead of one huge program).
+#: Books with more curve markets than this start from envelopes COARSE times looser (sampled from
+#: COARSE_SAMPLES evenly spaced and geometric points, so they have only the lines that tolerance
+#: needs) and refine them to full accuracy around the solution only (a few small re-solves instead of
+#: one huge program).
 REFINE_ABOVE = 20
-STRIDE = 24
+COARSE = 1000.0
+COARSE_SAMPLES = (2, 2)
 
-#: Knots added on either side of each knot a refinement round asks for.
+#: Full-accuracy knots a refinement gives the program on either side of the holding it aims at.
 NEIGHBOURS = 2
+
+#: A large book's solution is kept without further refinement when the full-accuracy envelopes could
+#: add at most this share of ``rate_impact_tolerance_bp`` to its objective (a Lagrangian bound).
+ACCEPT = 0.01
 
 
 @dataclass
@@ -91,45 +97,28 @@ class RateImpact:
         floor = u.nav / max(len(curves), 1)
         caps = np.ones(u.n) if self.upper is None else np.minimum(self.upper, 1.0)
         self.x_max = [float(max(caps[i], 0.0)) * u.nav for i in idx]
-        self.rel, self.floor = rel, floor
-        # every market's full-accuracy envelope, all in one pass; its knots in one flat array (market
-        # by market, each sorted), with the float income at each
-        self.envelopes = envelopes(curves, self.x_max, rel, floor)
-        sizes = np.array([e.knots.size for e in self.envelopes], dtype=int)
-        self.owner = np.repeat(np.arange(len(curves)), sizes)
-        """The curve market (row of :attr:`idx`) each knot belongs to."""
-        self.start = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
-        """Market ``r``'s knots are ``knot_x[start[r]:start[r + 1]]``."""
-        self.knot_x = np.concatenate([e.knots for e in self.envelopes]) if curves else np.zeros(0)
-        self.knot_f = CurveSet(curves).income(self.knot_x, self.owner) if curves else np.zeros(0)
-        # large books: the program starts from some knots and gains the others around its solution
+        # large books: coarse envelopes first, refined to full accuracy only around the solution
         self.refining = len(curves) > REFINE_ABOVE
-        self.chosen = self._first_knots() if self.refining else np.ones(self.knot_x.size, dtype=bool)
-        """The knots in the program."""
+        self.rel, self.floor = rel, floor
+        self.cset = CurveSet(curves)
+        if self.refining:
+            self.envelopes = envelopes(curves, self.x_max, rel * COARSE, floor, first=COARSE_SAMPLES)
+        else:
+            self.envelopes = envelopes(curves, self.x_max, rel, floor)
+        self.knots = [e.knots for e in self.envelopes]
+        """Each curve market's knots in the program (base currency)."""
+        own = np.repeat(np.arange(len(curves)), [k.size for k in self.knots])
+        flat = self.cset.income(np.concatenate(self.knots), own) if curves else np.zeros(0)
+        self.values = np.split(flat, np.cumsum([k.size for k in self.knots])[:-1]) if curves else []
+        """The float income at each knot (base currency per year)."""
+        self.bridges = [list(e.bridges) for e in self.envelopes]
+        """Each market's bridges: its envelope's, and those the full-accuracy windows found (a window
+        sees only its part of a bridge: overlapping ones are merged)."""
+        self.windows: list[list[tuple[float, float, np.ndarray]]] = [[] for _ in curves]
+        """Each market's full-accuracy windows: (from, to, the full-accuracy envelope's knots)."""
         self.branch_lo, self.branch_hi = np.zeros(max(len(curves), 1)), np.full(max(len(curves), 1), 2.0)
         self._exact: tuple[bytes, np.ndarray] | None = None
         self._pendle_markets(caps)
-
-    def _first_knots(self) -> np.ndarray:
-        """The knots a large book's first program has: every :data:`STRIDE`-th of each envelope, its
-        ends and its bridges' ends (a subset of a concave hull's vertices: lines below the envelope)."""
-        pos = np.arange(self.knot_x.size) - self.start[self.owner]
-        chosen = (pos % STRIDE == 0) | (pos == np.diff(self.start)[self.owner] - 1)
-        for r, e in enumerate(self.envelopes):
-            if e.bridges:
-                ends = np.array([x for bridge in e.bridges for x in bridge])
-                chosen[self.start[r] + np.flatnonzero(np.isin(e.knots, ends))] = True
-        return chosen
-
-    @property
-    def knots(self) -> list[np.ndarray]:
-        """Each curve market's knots in the program (base currency)."""
-        return [self.knot_x[a:b][self.chosen[a:b]] for a, b in itertools.pairwise(self.start)]
-
-    @property
-    def values(self) -> list[np.ndarray]:
-        """The income at each of :attr:`knots` (base currency per year)."""
-        return [self.knot_f[a:b][self.chosen[a:b]] for a, b in itertools.pairwise(self.start)]
 
     def _pendle_markets(self, caps: np.ndarray) -> None:
         """Pendle markets on their exact curves: the one-off cost of a trade as the lines through knots
@@ -228,16 +217,16 @@ class RateImpact:
             return term, cons
         m = self.idx.size
         nav = self.universe.nav
-        chosen = np.flatnonzero(self.chosen)
-        owner = self.owner[chosen]
+        sizes = [k.size for k in self.knots]
+        owner = np.repeat(np.arange(m), sizes)
         members = sp.csr_matrix((np.ones(owner.size), (owner, np.arange(owner.size))), shape=(m, owner.size))
         # the hull as convex combinations of its knots: w = sum lam x_k, income = sum lam f_k (one flat
         # vector of knots, a sparse matrix saying which market each belongs to); for a concave hull the
         # best combination uses two adjacent knots, i.e. the piecewise-linear hull itself; better
         # conditioned than one cut per line
         self.lam = cp.Variable(owner.size, nonneg=True, name="knot_weights")
-        self.xk = cp.Parameter(owner.size, name="knot_x", value=self.knot_x[chosen] / nav)
-        self.fk = cp.Parameter(owner.size, name="knot_income", value=self.knot_f[chosen] / nav)
+        self.xk = cp.Parameter(owner.size, name="knot_x", value=np.concatenate(self.knots) / nav)
+        self.fk = cp.Parameter(owner.size, name="knot_income", value=np.concatenate(self.values) / nav)
         w = v.w[self.idx]
         self.link = w == members @ cp.multiply(self.xk, self.lam)
         cons += [members @ self.lam == 1, self.link, w >= self.lo, w <= self.hi]
@@ -249,44 +238,86 @@ class RateImpact:
         self.lo.value, self.hi.value = self.branch_lo.copy(), self.branch_hi.copy()
 
     def refine(self, w: np.ndarray) -> bool:
-        """Give the program the envelope's knots it lacks around the solution ``w``: a curve market is
-        done when the program's lines beside its holding (both sides if it sits on a knot) are the
-        full-accuracy envelope's; otherwise it gains the knots nearest its holding and, with the
-        solution's dual prices, the knots nearest the holding its price would choose on the whole
-        envelope (each with :data:`NEIGHBOURS` either side). Returns whether any knots were added.
+        """Refine each curve market's knots to full accuracy where the solution ``w`` needs them.
 
-        When every market is done, the solution is optimal for the full-accuracy envelopes too: on
-        each market the program's lines and the envelope agree on a neighbourhood of the holding, so
-        the solution is a local and (all concave) the global optimum of the full program."""
+        A market is done when the program's lines beside its holding (on both sides if it sits on a
+        knot) are lines of a full-accuracy envelope (consecutive knots of one of its windows). Otherwise
+        a window of two of its segments is built at full accuracy (all markets' windows in one pass of
+        :func:`~bondfolio.solver.curves.envelopes`) around the holding its dual price would choose
+        (the program's knot that maximizes ``income - price * x``; the holding itself without duals),
+        and the program gains that window's knots nearest the price's choice (:data:`NEIGHBOURS`
+        either side; the whole window without duals). Returns whether any knots changed.
+
+        When every market is done the solution is optimal for full-accuracy envelopes too: on each
+        market its lines and such an envelope agree on a neighbourhood of the holding, so the solution
+        is a local and (everything concave) the global optimum of that program."""
         if not self.refining or not self.idx.size:
             return False
         nav = self.universe.nav
         x = np.clip(np.asarray(w)[self.idx] * nav, 0.0, np.asarray(self.x_max))
         price = self._prices()
         near = 1e-8 * nav  # a holding this close to a knot sits on it
-        add: list[np.ndarray] = []
-        for r, (a, b) in enumerate(itertools.pairwise(self.start)):
-            have = a + np.flatnonzero(self.chosen[a:b])  # the program's knots of market r (full indices)
-            k = int(np.searchsorted(self.knot_x[have], x[r]))
-            if k < have.size and self.knot_x[have[k]] - x[r] <= near:
-                beside = [(k - 1, k), (k, k + 1)]
-            elif k > 0 and x[r] - self.knot_x[have[k - 1]] <= near:
-                beside = [(k - 2, k - 1), (k - 1, k)]
-            else:
-                beside = [(k - 1, k)]
-            if all(have[j] - have[i] == 1 for i, j in beside if i >= 0 and j < have.size):
+        rows, lows, highs = [], [], []
+        for r, knots in enumerate(self.knots):
+            j = int(np.searchsorted(knots, x[r]))
+            at = j if j < knots.size and knots[j] - x[r] <= near else (
+                j - 1 if j > 0 and x[r] - knots[j - 1] <= near else None)
+            beside = [(at - 1, at), (at, at + 1)] if at is not None else [(j - 1, j)]
+            if all(self._fine(r, float(knots[i]), float(knots[k])) for i, k in beside if i >= 0 and k < knots.size):
                 continue
-            centres = [a + int(np.clip(np.searchsorted(self.knot_x[a:b], x[r]), 0, b - a - 1))]
             if price is not None:
-                centres.append(a + int(np.argmax(self.knot_f[a:b] - price[r] * self.knot_x[a:b])))
-            for c in centres:
-                add.append(np.arange(max(c - NEIGHBOURS, a), min(c + NEIGHBOURS + 1, b)))
-        if not add:
+                c = int(np.argmax(self.values[r] - price[r] * knots))
+                lo, hi = knots[max(c - 1, 0)], knots[min(c + 1, knots.size - 1)]
+            else:
+                j = int(np.clip(j, 1, knots.size - 1))
+                lo, hi = knots[max(j - 2, 0)], knots[min(j + 1, knots.size - 1)]
+            rows.append(r)
+            lows.append(float(lo))
+            highs.append(float(hi))
+        if not rows:
             return False
-        new = np.concatenate(add)
-        changed = bool(np.any(~self.chosen[new]))
-        self.chosen[new] = True
+        fine = envelopes([self.curves[r] for r in rows], highs, self.rel, self.floor, x_min=lows,
+                         first=COARSE_SAMPLES)
+        own = np.repeat(np.arange(len(rows)), [e.knots.size for e in fine])
+        incomes = np.split(self.cset.income(np.concatenate([e.knots for e in fine]), np.asarray(rows)[own]),
+                           np.cumsum([e.knots.size for e in fine])[:-1])
+        if price is not None:
+            # the most the full-accuracy envelopes could add to the objective (the Lagrangian bound of
+            # the price: each market's best income - price * x on its window, over the program's)
+            gain = sum(max(float(np.max(f - price[r] * e.knots) - np.max(self.values[r] - price[r] * self.knots[r])),
+                           0.0) for r, e, f in zip(rows, fine, incomes, strict=True))
+            self.last_gain = gain
+            if gain <= ACCEPT * self.tol_bp / 1e4 * nav:
+                return False
+        changed = False
+        for r, lo, hi, e, f in zip(rows, lows, highs, fine, incomes, strict=True):
+            self.windows[r].append((lo, hi, e.knots))
+            self.bridges[r] = _merged(self.bridges[r] + e.bridges)
+            if price is None:
+                pick = slice(None)
+            else:
+                c = int(np.argmax(f - price[r] * e.knots))
+                pick = slice(max(c - NEIGHBOURS, 0), c + NEIGHBOURS + 1)
+            points = np.concatenate([self.knots[r], e.knots[pick]])
+            values = np.concatenate([self.values[r], f[pick]])
+            order = np.argsort(points, kind="stable")
+            points, values = points[order], values[order]
+            distinct = np.concatenate([[True], np.diff(points) > 0])
+            points, values = points[distinct], values[distinct]
+            hull = upper_hull(points, values)
+            if len(hull) != self.knots[r].size or not np.array_equal(points[hull], self.knots[r]):
+                self.knots[r], self.values[r] = points[hull], values[hull]
+                changed = True
         return changed
+
+    def _fine(self, r: int, a: float, b: float) -> bool:
+        """Whether the program's segment ``[a, b]`` of market ``r`` is a full-accuracy envelope's line."""
+        for lo, hi, knots in self.windows[r]:
+            if lo <= a and b <= hi:
+                k = int(np.searchsorted(knots, a))
+                if k + 1 < knots.size and knots[k] == a and knots[k + 1] == b:
+                    return True
+        return False
 
     def _prices(self) -> np.ndarray | None:
         """Each curve market's price of holding (income per base-currency unit) in the last solution:
@@ -319,14 +350,15 @@ class RateImpact:
                          for k, f, i in zip(self.knots, self.values, self.idx, strict=True)])
 
     def on_bridge(self, w: np.ndarray) -> list[tuple[int, float, float, float]]:
-        """Curve markets whose holding lies inside a bridge: (row, left end, right end, gap/NAV), largest gap first."""
+        """Curve markets whose holding lies inside a bridge: (row, left end, right end, gap/NAV), largest gap first.
+        A holding within the solver's tolerance of an end (1e-9 relative, or 1e-9 of NAV) is at the end."""
         nav = self.universe.nav
         out = []
         exact, model = self.exact_income(w), self.model_income(w)
-        for r, (e, i) in enumerate(zip(self.envelopes, self.idx, strict=True)):
+        for r, (bridges, i) in enumerate(zip(self.bridges, self.idx, strict=True)):
             x = float(w[i]) * nav
-            for lo, hi in e.bridges:
-                if lo * (1 + 1e-9) < x < hi * (1 - 1e-9):
+            for lo, hi in bridges:
+                if lo + max(1e-9 * lo, 1e-9 * nav) < x < hi - max(1e-9 * hi, 1e-9 * nav):
                     out.append((r, lo / nav, hi / nav, float(model[r] - exact[r])))
         return sorted(out, key=lambda item: -item[3])
 
@@ -338,11 +370,12 @@ class RateImpact:
         knots, values = self.knots, self.values
         for r, (c, e, i) in enumerate(zip(self.curves, self.envelopes, self.idx, strict=True)):
             x = max(float(point.w[i]), 0.0) * nav
+            before, after = (float(a) for a in c.apy(np.array([c.held, x])))  # both in one exact call
             markets.append({
-                "id": u.ids[i], "model": c.model, "apy_before": float(c.apy(c.held)), "apy_after": float(c.apy(x)),
+                "id": u.ids[i], "model": c.model, "apy_before": before, "apy_after": after,
                 "snapshot_apy": float(u.apy[i]), "amount": x, "lines": int(knots[r].size - 1),
-                "envelope_bound": e.bound, "bridges": [list(b) for b in e.bridges],
-                "model_income": float(np.interp(x, knots[r], values[r])), "exact_income": float(c.income(x)),
+                "envelope_bound": e.bound, "bridges": [list(b) for b in self.bridges[r]],
+                "model_income": float(np.interp(x, knots[r], values[r])), "exact_income": float(x * after),
             })
         exact = float(np.sum(self.exact_income(point.w)))
         model = float(np.sum(self.model_income(point.w)))
@@ -361,6 +394,17 @@ class RateImpact:
         return {"markets": markets, "amm": amm, "slippage_cost_share": float(np.sum(slip) + np.sum(exact_pendle)),
                 "tolerance_bp": self.tol_bp, "exact_income_share": exact, "model_income_share": model,
                 "model_minus_exact_bp": (model - exact) * 1e4, "repairs": repairs}
+
+
+def _merged(intervals: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Overlapping intervals as their unions, sorted."""
+    out: list[tuple[float, float]] = []
+    for lo, hi in sorted(intervals):
+        if out and lo <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], hi))
+        else:
+            out.append((lo, hi))
+    return out
 
 
 class Refinable(Protocol):
@@ -407,6 +451,8 @@ def solve_with_impact(program: Refinable, impact: RateImpact, reuse: bool = Fals
             break
         _, solution, lo, hi = best
         impact.branch(row, lo, hi)
+        if (lo, hi) == (lo0, hi0):  # no narrower branch: the holding cannot leave the bridge
+            break
         repairs.append({"id": u.ids[int(impact.idx[row])], "bridge": [left * u.nav, right * u.nav],
                         "gap_bp": gap * 1e4, "kept": "left" if hi <= left else "right"})
     solution.rate_impact = impact.report(solution.point, repairs)
