@@ -371,30 +371,31 @@ def _finish(out: list[Envelope | None], live: list[int], xs: np.ndarray, fs: np.
     """The lines, bridges and bound of each market from its final samples (see :class:`Envelope`)."""
     n = len(live)
     hull = _flat_upper_hull(xs, fs, own)
-    bounds = np.searchsorted(own, np.arange(n + 1))  # each market's slice of the samples
-    hull_bounds = np.searchsorted(own[hull], np.arange(n + 1))
+    same = own[hull[:-1]] == own[hull[1:]]
+    left, right = hull[:-1][same], hull[1:][same]  # each market's hull segments, in order
+    slopes = (fs[right] - fs[left]) / (xs[right] - xs[left])
+    a = fs[left] - slopes * xs[left]
+    # each sample against the line of the hull segment it lies in (the minimum of the lines there)
+    seg = np.searchsorted(left, np.arange(xs.size), side="right") - 1
+    model = a[seg] + slopes[seg] * xs
+    concave = xs + floor > 0
+    bridges: list[list[tuple[float, float]]] = [[] for _ in range(n)]
+    for s in np.flatnonzero(right > left + 1):
+        lo, up = int(left[s]), int(right[s])
+        inner = slice(lo + 1, up)
+        chord = fs[lo] + (fs[up] - fs[lo]) * (xs[inner] - xs[lo]) / (xs[up] - xs[lo])
+        if np.any(fs[inner] < chord - rel_tol * (xs[inner] + floor)):
+            bridges[int(own[lo])].append((float(xs[lo]), float(xs[up])))
+            concave[inner] = False
+    # relative error where the income is concave: at the samples, plus the sampling's midpoint bound
+    where = np.flatnonzero(concave)
+    sample = np.zeros(n)
+    np.maximum.at(sample, own[where], np.abs(fs[where] - model[where]) / (xs[where] + floor))
+    cuts = np.searchsorted(own[left], np.arange(n + 1))
+    knot_cuts = np.searchsorted(own[hull], np.arange(n + 1))
     for k, r in enumerate(live):
-        h = hull[hull_bounds[k]:hull_bounds[k + 1]] - bounds[k]
-        x, f = xs[bounds[k]:bounds[k + 1]], fs[bounds[k]:bounds[k + 1]]
-        hx, hf = x[h], f[h]
-        slopes = np.diff(hf) / np.diff(hx)
-        a = hf[:-1] - slopes * hx[:-1]
-        # each sample against the line of the hull segment it lies in (the minimum of the lines there)
-        seg = np.clip(np.searchsorted(h, np.arange(x.size), side="right") - 1, 0, slopes.size - 1)
-        model = a[seg] + slopes[seg] * x
-        concave = x + floor > 0
-        bridges = []
-        for s in np.flatnonzero(np.diff(h) > 1):
-            left, right = int(h[s]), int(h[s + 1])
-            inner = slice(left + 1, right)
-            chord = f[left] + (f[right] - f[left]) * (x[inner] - x[left]) / (x[right] - x[left])
-            if np.any(f[inner] < chord - rel_tol * (x[inner] + floor)):
-                bridges.append((float(x[left]), float(x[right])))
-                concave[inner] = False
-        # relative error where the income is concave: at the samples, plus the sampling's midpoint bound
-        sample = np.abs(f - model)[concave] / (x[concave] + floor)
-        bound = float(np.max(sample, initial=0.0)) + float(midpoint_bound[k])
-        out[r] = Envelope(a, slopes, hx, bridges, bound, float(hi[k]))
+        out[r] = Envelope(a[cuts[k]:cuts[k + 1]], slopes[cuts[k]:cuts[k + 1]], xs[hull[knot_cuts[k]:knot_cuts[k + 1]]],
+                          bridges[k], float(sample[k]) + float(midpoint_bound[k]), float(hi[k]))
     return [e for e in out if e is not None]
 
 
