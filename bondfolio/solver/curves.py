@@ -8,6 +8,8 @@ minimum is the upper concave hull of ``I`` sampled finely enough that, where ``I
 lines are within ``tol`` of it (chords of a concave function lie below it, so the model never
 overstates a concave income by more than ``tol``). Where ``I`` is not concave (a pool above its kink)
 the hull bridges the dip; the solver detects a solution on such a bridge and repairs it.
+:func:`envelopes` builds many markets' envelopes in one vectorized pass (each exactly as
+:func:`envelope` alone); :class:`CurveSet` evaluates many markets' float incomes at once.
 
 Conventions, as each protocol's own app shows them: Aave and Compound compound per second
 (``(1 + apr / 31536000) ** 31536000 - 1``); Morpho compounds continuously (``expm1(apr)``); vaults

@@ -7,10 +7,23 @@ concave, each envelope is within ``eps * (x + NAV / m)`` of the income ``I(x)`` 
 ``eps`` a quarter of ``tol_bp / 1e4``, refined to half of that), so the model of portfolio income is
 within ``tol_bp`` basis points of NAV however many markets the book holds (default 0.01 bp).
 
+Large books (more than :data:`REFINE_ABOVE` curve markets) are not given every full-accuracy line at
+once. They start from envelopes :data:`COARSE` times looser (built with exactly the same sampling, so
+the same bridges), thinned to :data:`THIN` times the tolerance on markets without bridges. After each
+solve, a market is done when the program's lines beside its holding are lines of a full-accuracy
+envelope; every other market gets a full-accuracy window (all windows built in one vectorized pass)
+around the knot its dual price chooses, and the program gains that window's knots nearest the price's
+choice. The rounds stop when every market is done, or when the windows could add at most
+:data:`ACCEPT` of the tolerance to the objective (the Lagrangian bound of the prices: each market's
+best ``income - price * x`` on its window over the program's). When every market is done the solution
+is optimal at full accuracy: on each market the program's lines and a full-accuracy envelope agree on
+a neighbourhood of the holding, so it is a local and, all being concave, the global optimum.
+
 Where an income is not concave (a pool above its kink), the envelope bridges the dip and may overstate
 it. After a solve, a market whose holding lies inside a bridge is *repaired*: the program is solved
 again with that holding restricted to the left of the bridge and to the right of it, and the side
-with the better exact objective is kept (largest gap first, one market at a time). Every reported
+with the better exact objective is kept (largest gap first, one market at a time; in large books
+each side's solution is refined as above first, and the windows' bridges count too). Every reported
 number (APY before and after, portfolio APY, objective) is evaluated on the exact curves.
 """
 
@@ -37,8 +50,8 @@ else:
     cp = lazy_module("cvxpy", globals(), "cp")
     sp = lazy_module("scipy.sparse", globals(), "sp")
 
-__all__ = ["ACCEPT", "COARSE", "MAX_REFINEMENTS", "NEIGHBOURS", "REFINE_ABOVE", "WINDOW_SAMPLES", "RateImpact",
-           "solve_with_impact"]
+__all__ = ["ACCEPT", "COARSE", "MAX_REFINEMENTS", "NEIGHBOURS", "REFINE_ABOVE", "THIN", "WINDOW_SAMPLES",
+           "RateImpact", "solve_with_impact"]
 
 #: Rounds of local refinement for large books (see :data:`REFINE_ABOVE`).
 MAX_REFINEMENTS = 4
