@@ -314,7 +314,6 @@ class RateImpact:
             # the price: each market's best income - price * x on its window, over the program's)
             gain = sum(max(float(np.max(f - price[r] * e.knots) - np.max(self.values[r] - price[r] * self.knots[r])),
                            0.0) for r, e, f in zip(rows, fine, incomes, strict=True))
-            self.last_gain = gain
             if gain <= ACCEPT * self.tol_bp / 1e4 * nav:
                 return False
         changed = False

@@ -362,3 +362,16 @@ def test_large_book_refinement_without_duals(monkeypatch: pytest.MonkeyPatch) ->
     for d in (with_duals, without):
         assert abs(d.metrics["expected_apy"] * nav - income_ref) <= 1e-6 * nav
         assert abs(d.to_dict()["rate_impact"]["model_minus_exact_bp"]) <= 0.01
+
+
+def test_exact_utilization_is_the_rational_formula() -> None:
+    # utilization in 1e18 truncated, as the contracts compute it, against exact rationals
+    import math
+    from fractions import Fraction
+
+    rng = np.random.default_rng(5)
+    for curve in _book_curves(12, 6, True):
+        xs = np.concatenate([[0.0], rng.uniform(0, 1e7, 40), rng.uniform(0, 1e-3, 5)])
+        expected = [math.floor(Fraction(curve.borrow) * 10**18 / (Fraction(curve.supply_others) + Fraction(float(x))))
+                    if Fraction(curve.supply_others) + Fraction(float(x)) > 0 else 0 for x in xs]
+        assert curve.utilization_wad(xs) == expected
