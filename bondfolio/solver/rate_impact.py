@@ -9,7 +9,7 @@ within ``tol_bp`` basis points of NAV however many markets the book holds (defau
 
 Large books (more than :data:`REFINE_ABOVE` curve markets) are not given every full-accuracy line at
 once. They start from envelopes :data:`COARSE` times looser (built with exactly the same sampling, so
-the same bridges), thinned to :data:`THIN` times the tolerance on markets without bridges. After each
+the same bridges); markets without bridges start from envelopes :data:`THIN` times looser instead. After each
 solve, a market is done when the program's lines beside its holding are lines of a full-accuracy
 envelope; every other market gets a full-accuracy window (all windows built in one vectorized pass)
 around the knot its dual price chooses, and the program gains that window's knots nearest the price's
@@ -50,8 +50,8 @@ else:
     cp = lazy_module("cvxpy", globals(), "cp")
     sp = lazy_module("scipy.sparse", globals(), "sp")
 
-__all__ = ["ACCEPT", "COARSE", "MAX_REFINEMENTS", "NEIGHBOURS", "REFINE_ABOVE", "THIN", "WINDOW_SAMPLES",
-           "RateImpact", "solve_with_impact"]
+__all__ = ["ACCEPT", "COARSE", "MAX_REFINEMENTS", "NEIGHBOURS", "REFINE_ABOVE", "SPARSE_SAMPLES", "THIN",
+           "WINDOW_SAMPLES", "RateImpact", "solve_with_impact"]
 
 #: Rounds of local refinement for large books (see :data:`REFINE_ABOVE`).
 MAX_REFINEMENTS = 4
@@ -63,10 +63,12 @@ MAX_REFINEMENTS = 4
 REFINE_ABOVE = 20
 COARSE = 100.0
 
-#: Large books' markets without bridges (concave, where a local optimum is the global one) give the
-#: program only the coarse knots it needs within THIN times the full tolerance: the solution's
-#: neighbourhood is refined anyway, and the price finds it as well on fewer lines.
+#: Large books' markets whose coarse envelope has no bridges (concave: a local optimum is the global
+#: one, and a chord's error is at most twice its midpoint gap however sparse the samples) start the
+#: program from envelopes THIN times looser than full accuracy, from SPARSE_SAMPLES first samples:
+#: the solution's neighbourhood is refined anyway, and the prices find it as well on fewer lines.
 THIN = 1000.0
+SPARSE_SAMPLES = (2, 2)
 
 #: First samples (evenly spaced, geometric) of a full-accuracy window: its ends are two coarse
 #: segments apart, already resolved by the coarse sampling.
@@ -130,15 +132,20 @@ class RateImpact:
         own = np.repeat(np.arange(len(curves)), [e.knots.size for e in self.envelopes])
         flat_x = np.concatenate([e.knots for e in self.envelopes]) if curves else np.zeros(0)
         flat_f = self.cset.income(flat_x, own) if curves else np.zeros(0)
-        if self.refining:
-            bridged = np.array([bool(e.bridges) for e in self.envelopes])[own]
-            keep = _thinned(flat_x, flat_f, own, bridged, rel * (THIN - 1.2 * COARSE), floor)
-            sizes = np.cumsum(np.bincount(own[keep], minlength=len(curves)))[:-1]
-            flat_x, flat_f = flat_x[keep], flat_f[keep]
         self.knots = np.split(flat_x, sizes) if curves else []
         """Each curve market's knots in the program (base currency)."""
         self.values = np.split(flat_f, sizes) if curves else []
         """The float income at each knot (base currency per year)."""
+        if self.refining:  # concave markets: the program starts from their sparse envelopes
+            concave = [r for r, e in enumerate(self.envelopes) if not e.bridges]
+            sparse = envelopes([curves[r] for r in concave], [self.x_max[r] for r in concave], rel * THIN, floor,
+                               first=SPARSE_SAMPLES)
+            own = np.repeat(np.asarray(concave, dtype=int), [e.knots.size for e in sparse])
+            flat_x = np.concatenate([e.knots for e in sparse]) if concave else np.zeros(0)
+            flat_f = self.cset.income(flat_x, own)
+            cuts = np.cumsum([e.knots.size for e in sparse])[:-1]
+            for r, k, f in zip(concave, np.split(flat_x, cuts), np.split(flat_f, cuts), strict=True):
+                self.knots[r], self.values[r] = k, f
         self.bridges = [list(e.bridges) for e in self.envelopes]
         """Each market's bridges: its envelope's, and those the full-accuracy windows found (a window
         sees only its part of a bridge: overlapping ones are merged)."""
@@ -421,23 +428,6 @@ class RateImpact:
         return {"markets": markets, "amm": amm, "slippage_cost_share": float(np.sum(slip) + np.sum(exact_pendle)),
                 "tolerance_bp": self.tol_bp, "exact_income_share": exact, "model_income_share": model,
                 "model_minus_exact_bp": (model - exact) * 1e4, "repairs": repairs}
-
-
-def _thinned(x: np.ndarray, f: np.ndarray, own: np.ndarray, fixed: np.ndarray, tol: float, floor: float,
-             passes: int = 6) -> np.ndarray:
-    """Which knots of concave hulls (many markets', sorted by market then x) to keep so that the lines
-    through them stay within ``tol * (x + floor)`` of the lines through all: each pass drops every
-    other interior knot (alternating) whose neighbours' chord passes within ``tol / passes`` of it.
-    ``fixed`` knots are kept."""
-    keep = np.ones(x.size, dtype=bool)
-    for p in range(passes):
-        at = np.flatnonzero(keep)
-        xi, fi, oi = x[at], f[at], own[at]
-        k = np.arange(1, at.size - 1)
-        k = k[(oi[k - 1] == oi[k]) & (oi[k + 1] == oi[k]) & (k % 2 == p % 2) & ~fixed[at[k]]]
-        chord = fi[k - 1] + (fi[k + 1] - fi[k - 1]) * (xi[k] - xi[k - 1]) / (xi[k + 1] - xi[k - 1])
-        keep[at[k[fi[k] - chord <= tol / passes * (xi[k] + floor)]]] = False
-    return keep
 
 
 def _merged(intervals: list[tuple[float, float]]) -> list[tuple[float, float]]:

@@ -327,9 +327,9 @@ def _large_book(n: int, seed: int, hot: bool) -> dict:
 @pytest.mark.parametrize(("seed", "hot"), [(21, False), (22, True), (23, True)])
 def test_large_book_refinement_equals_one_full_accuracy_program(seed: int, hot: bool,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    # refining from coarse envelopes (thinned, full-accuracy windows where the prices aim, stopped by
-    # the Lagrangian bound) against the small-book path: every market's full-accuracy envelope in one
-    # program, solved once. Both are scored on the exact curves.
+    # refining from coarse envelopes (sparser for concave markets; full-accuracy windows where the
+    # prices aim, stopped by the Lagrangian bound) against the small-book path: every market's
+    # full-accuracy envelope in one program, solved once. Both are scored on the exact curves.
     from bondfolio.solver import rate_impact
 
     n = 40
