@@ -377,9 +377,6 @@ def _finish(out: list[Envelope | None], live: list[int], xs: np.ndarray, fs: np.
     left, right = hull[:-1][same], hull[1:][same]  # each market's hull segments, in order
     slopes = (fs[right] - fs[left]) / (xs[right] - xs[left])
     a = fs[left] - slopes * xs[left]
-    # each sample against the line of the hull segment it lies in (the minimum of the lines there)
-    seg = np.searchsorted(left, np.arange(xs.size), side="right") - 1
-    model = a[seg] + slopes[seg] * xs
     concave = xs + floor > 0
     bridges: list[list[tuple[float, float]]] = [[] for _ in range(n)]
     for s in np.flatnonzero(right > left + 1):
@@ -389,15 +386,19 @@ def _finish(out: list[Envelope | None], live: list[int], xs: np.ndarray, fs: np.
         if np.any(fs[inner] < chord - rel_tol * (xs[inner] + floor)):
             bridges[int(own[lo])].append((float(xs[lo]), float(xs[up])))
             concave[inner] = False
-    # relative error where the income is concave: at the samples, plus the sampling's midpoint bound
-    where = np.flatnonzero(concave)
-    sample = np.zeros(n)
-    np.maximum.at(sample, own[where], np.abs(fs[where] - model[where]) / (xs[where] + floor))
     cuts = np.searchsorted(own[left], np.arange(n + 1))
     knot_cuts = np.searchsorted(own[hull], np.arange(n + 1))
+    sample_cuts = np.searchsorted(own, np.arange(n + 1))
     for k, r in enumerate(live):
-        out[r] = Envelope(a[cuts[k]:cuts[k + 1]], slopes[cuts[k]:cuts[k + 1]], xs[hull[knot_cuts[k]:knot_cuts[k + 1]]],
-                          bridges[k], float(sample[k]) + float(midpoint_bound[k]), float(hi[k]))
+        ak, bk = a[cuts[k]:cuts[k + 1]], slopes[cuts[k]:cuts[k + 1]]
+        # relative error where the income is concave: at the samples (against the minimum of the
+        # lines), plus the sampling's midpoint bound
+        part = slice(sample_cuts[k], sample_cuts[k + 1])
+        x, f, ok = xs[part], fs[part], concave[part]
+        model = np.min(ak[None, :] + bk[None, :] * x[:, None], axis=1)
+        sample = np.abs(f - model)[ok] / (x[ok] + floor)
+        bound = float(np.max(sample, initial=0.0)) + float(midpoint_bound[k])
+        out[r] = Envelope(ak, bk, xs[hull[knot_cuts[k]:knot_cuts[k + 1]]], bridges[k], bound, float(hi[k]))
     return [e for e in out if e is not None]
 
 
