@@ -7,10 +7,23 @@ concave, each envelope is within ``eps * (x + NAV / m)`` of the income ``I(x)`` 
 ``eps`` a quarter of ``tol_bp / 1e4``, refined to half of that), so the model of portfolio income is
 within ``tol_bp`` basis points of NAV however many markets the book holds (default 0.01 bp).
 
+Large books (more than :data:`REFINE_ABOVE` curve markets) are not given every full-accuracy line at
+once. They start from envelopes :data:`COARSE` times looser (built with exactly the same sampling, so
+the same bridges); markets without bridges start from envelopes :data:`THIN` times looser instead. After each
+solve, a market is done when the program's lines beside its holding are lines of a full-accuracy
+envelope; every other market gets a full-accuracy window (all windows built in one vectorized pass)
+around the knot its dual price chooses, and the program gains that window's knots nearest the price's
+choice. The rounds stop when every market is done, or when the windows could add at most
+:data:`ACCEPT` of the tolerance to the objective (the Lagrangian bound of the prices: each market's
+best ``income - price * x`` on its window over the program's). When every market is done the solution
+is optimal at full accuracy: on each market the program's lines and a full-accuracy envelope agree on
+a neighbourhood of the holding, so it is a local and, all being concave, the global optimum.
+
 Where an income is not concave (a pool above its kink), the envelope bridges the dip and may overstate
 it. After a solve, a market whose holding lies inside a bridge is *repaired*: the program is solved
 again with that holding restricted to the left of the bridge and to the right of it, and the side
-with the better exact objective is kept (largest gap first, one market at a time). Every reported
+with the better exact objective is kept (largest gap first, one market at a time; in large books
+each side's solution is refined as above first, and the windows' bridges count too). Every reported
 number (APY before and after, portfolio APY, objective) is evaluated on the exact curves.
 """
 
@@ -26,9 +39,9 @@ from bondfolio.constraints.variables import Point, Vars
 from bondfolio.errors import InfeasibleError
 from bondfolio.inputs.snapshot import AmmCurve, PendleCurve
 from bondfolio.inputs.universe import Universe
-from bondfolio.solver.curves import Envelope, MarketCurve, curve_for, envelope, upper_hull
+from bondfolio.solver.curves import CurveSet, Envelope, MarketCurve, curve_for, envelopes, upper_hull
 from bondfolio.solver.pendle_amm import PendleAmm
-from bondfolio.solver.solve import Solution
+from bondfolio.solver.solve import OBJECTIVE_SCALE, Solution
 
 if TYPE_CHECKING:
     import cvxpy as cp
@@ -37,15 +50,36 @@ else:
     cp = lazy_module("cvxpy", globals(), "cp")
     sp = lazy_module("scipy.sparse", globals(), "sp")
 
-__all__ = ["COARSE", "MAX_REFINEMENTS", "REFINE_ABOVE", "RateImpact", "solve_with_impact"]
+__all__ = ["ACCEPT", "COARSE", "MAX_REFINEMENTS", "NEIGHBOURS", "REFINE_ABOVE", "SPARSE_SAMPLES", "THIN",
+           "WINDOW_SAMPLES", "RateImpact", "solve_with_impact"]
 
-#: Rounds of local envelope refinement for large books (see :data:`REFINE_ABOVE`).
+#: Rounds of local refinement for large books (see :data:`REFINE_ABOVE`).
 MAX_REFINEMENTS = 4
 
 #: Books with more curve markets than this start from envelopes COARSE times looser and refine them
-#: to full accuracy around the solution only (a few re-solves instead of one huge program).
+#: to full accuracy around the solution only (a few small re-solves instead of one huge program). The
+#: coarse envelopes keep their full first sampling: sparser ones (or a looser COARSE) can miss a hot
+#: pool's second optimum beyond its kink (measured: a 0.005 bp shortfall on a 500-market book).
 REFINE_ABOVE = 20
 COARSE = 100.0
+
+#: Large books' markets whose coarse envelope has no bridges (concave: a local optimum is the global
+#: one, and a chord's error is at most twice its midpoint gap however sparse the samples) start the
+#: program from envelopes THIN times looser than full accuracy, from SPARSE_SAMPLES first samples:
+#: the solution's neighbourhood is refined anyway, and the prices find it as well on fewer lines.
+THIN = 1000.0
+SPARSE_SAMPLES = (2, 2)
+
+#: First samples (evenly spaced, geometric) of a full-accuracy window: its ends are two coarse
+#: segments apart, already resolved by the coarse sampling.
+WINDOW_SAMPLES = (3, 4)
+
+#: Full-accuracy knots a refinement gives the program on either side of the holding it aims at.
+NEIGHBOURS = 2
+
+#: A large book's solution is kept without further refinement when the full-accuracy envelopes could
+#: add at most this share of ``rate_impact_tolerance_bp`` to its objective (a Lagrangian bound).
+ACCEPT = 0.01
 
 
 @dataclass
@@ -90,11 +124,36 @@ class RateImpact:
         # large books: coarse envelopes first, refined to full accuracy only around the solution
         self.refining = len(curves) > REFINE_ABOVE
         self.rel, self.floor = rel, floor
-        first = rel * COARSE if self.refining else rel
-        self.envelopes = [envelope(c, x_max, first, floor) for c, x_max in zip(curves, self.x_max, strict=True)]
-        self.knots = [e.knots for e in self.envelopes]
-        self.values = [np.asarray(c.income(k, exact=False)) for c, k in zip(curves, self.knots, strict=True)]
-        self.windows: list[list[tuple[float, float]]] = [[] for _ in curves]
+        self.cset = CurveSet(curves)
+        if self.refining:
+            self.envelopes = envelopes(curves, self.x_max, rel * COARSE, floor)
+        else:
+            self.envelopes = envelopes(curves, self.x_max, rel, floor)
+        sizes = np.cumsum([e.knots.size for e in self.envelopes])[:-1]
+        own = np.repeat(np.arange(len(curves)), [e.knots.size for e in self.envelopes])
+        flat_x = np.concatenate([e.knots for e in self.envelopes]) if curves else np.zeros(0)
+        flat_f = self.cset.income(flat_x, own) if curves else np.zeros(0)
+        self.knots = np.split(flat_x, sizes) if curves else []
+        """Each curve market's knots in the program (base currency)."""
+        self.values = np.split(flat_f, sizes) if curves else []
+        """The float income at each knot (base currency per year)."""
+        if self.refining:  # concave markets: the program starts from their sparse envelopes
+            concave = [r for r, e in enumerate(self.envelopes) if not e.bridges]
+            sparse = envelopes([curves[r] for r in concave], [self.x_max[r] for r in concave], rel * THIN, floor,
+                               first=SPARSE_SAMPLES)
+            own = np.repeat(np.asarray(concave, dtype=int), [e.knots.size for e in sparse])
+            flat_x = np.concatenate([e.knots for e in sparse]) if concave else np.zeros(0)
+            flat_f = self.cset.income(flat_x, own)
+            cuts = np.cumsum([e.knots.size for e in sparse])[:-1]
+            for r, k, f in zip(concave, np.split(flat_x, cuts), np.split(flat_f, cuts), strict=True):
+                self.knots[r], self.values[r] = k, f
+        self.bridges = [list(e.bridges) for e in self.envelopes]
+        """Each market's bridges: its envelope's, and those the full-accuracy windows found (a window
+        sees only its part of a bridge: overlapping ones are merged)."""
+        self.windows: list[list[tuple[float, float, np.ndarray]]] = [[] for _ in curves]
+        """Each market's full-accuracy windows: (from, to, the full-accuracy envelope's knots)."""
+        self.branch_lo, self.branch_hi = np.zeros(max(len(curves), 1)), np.full(max(len(curves), 1), 2.0)
+        self._exact: tuple[bytes, np.ndarray] | None = None
         self._pendle_markets(caps)
 
     def _pendle_markets(self, caps: np.ndarray) -> None:
@@ -187,8 +246,9 @@ class RateImpact:
         slippage is the ``slippage`` objective term.)"""
         term: cp.Expression = cp.Constant(0.0)
         cons: list[cp.Constraint] = []
-        self.lo = cp.Parameter(max(self.idx.size, 1), name="branch_floor", value=np.zeros(max(self.idx.size, 1)))
-        self.hi = cp.Parameter(max(self.idx.size, 1), name="branch_cap", value=np.full(max(self.idx.size, 1), 2.0))
+        self.lo = cp.Parameter(self.branch_lo.size, name="branch_floor", value=self.branch_lo.copy())
+        self.hi = cp.Parameter(self.branch_hi.size, name="branch_cap", value=self.branch_hi.copy())
+        self.link: cp.Constraint | None = None
         if not self.idx.size:
             return term, cons
         m = self.idx.size
@@ -204,47 +264,117 @@ class RateImpact:
         self.xk = cp.Parameter(owner.size, name="knot_x", value=np.concatenate(self.knots) / nav)
         self.fk = cp.Parameter(owner.size, name="knot_income", value=np.concatenate(self.values) / nav)
         w = v.w[self.idx]
-        cons += [members @ self.lam == 1, w == members @ cp.multiply(self.xk, self.lam),
-                 w >= self.lo, w <= self.hi]
+        self.link = w == members @ cp.multiply(self.xk, self.lam)
+        cons += [members @ self.lam == 1, self.link, w >= self.lo, w <= self.hi]
         return term + self.fk @ self.lam, cons
 
     def branch(self, row: int, lo: float, hi: float) -> None:
         """Restrict curve market ``row`` to ``lo <= w <= hi`` (the repair step's branch bounds)."""
-        lows, highs = np.array(self.lo.value), np.array(self.hi.value)
-        lows[row], highs[row] = lo, hi
-        self.lo.value, self.hi.value = lows, highs
+        self.branch_lo[row], self.branch_hi[row] = lo, hi
+        self.lo.value, self.hi.value = self.branch_lo.copy(), self.branch_hi.copy()
 
     def refine(self, w: np.ndarray) -> bool:
-        """Refine each curve market's knots to full accuracy around its holding in ``w`` (the coarse
-        segment holding it and one segment either side). Returns whether any knots changed."""
-        if not self.refining:
+        """Refine each curve market's knots to full accuracy where the solution ``w`` needs them.
+
+        A market is done when the program's lines beside its holding (on both sides if it sits on a
+        knot) are lines of a full-accuracy envelope (consecutive knots of one of its windows). Otherwise
+        a window of two of its segments is built at full accuracy (all markets' windows in one pass of
+        :func:`~bondfolio.solver.curves.envelopes`) around the holding its dual price would choose
+        (the program's knot that maximizes ``income - price * x``; the holding itself without duals),
+        and the program gains that window's knots nearest the price's choice (:data:`NEIGHBOURS`
+        either side; the whole window without duals). Returns whether any knots changed.
+
+        When every market is done the solution is optimal for full-accuracy envelopes too: on each
+        market its lines and such an envelope agree on a neighbourhood of the holding, so the solution
+        is a local and (everything concave) the global optimum of that program."""
+        if not self.refining or not self.idx.size:
             return False
         nav = self.universe.nav
-        changed = False
-        for r, (c, i) in enumerate(zip(self.curves, self.idx, strict=True)):
-            x = min(max(float(w[i]) * nav, 0.0), self.x_max[r])
-            if any(lo <= x <= hi for lo, hi in self.windows[r]):
+        x = np.clip(np.asarray(w)[self.idx] * nav, 0.0, np.asarray(self.x_max))
+        price = self._prices()
+        near = 1e-8 * nav  # a holding this close to a knot sits on it
+        rows, lows, highs = [], [], []
+        for r, knots in enumerate(self.knots):
+            j = int(np.searchsorted(knots, x[r]))
+            at = j if j < knots.size and knots[j] - x[r] <= near else (
+                j - 1 if j > 0 and x[r] - knots[j - 1] <= near else None)
+            beside = [(at - 1, at), (at, at + 1)] if at is not None else [(j - 1, j)]
+            if all(self._fine(r, float(knots[i]), float(knots[k])) for i, k in beside if i >= 0 and k < knots.size):
                 continue
-            knots = self.knots[r]
-            j = int(np.clip(np.searchsorted(knots, x), 1, knots.size - 1))
-            lo, hi = float(knots[max(j - 2, 0)]), float(knots[min(j + 1, knots.size - 1)])
-            fine = envelope(c, hi, self.rel, self.floor, x_min=lo)
-            points = np.unique(np.concatenate([knots, fine.knots]))
-            values = np.asarray(c.income(points, exact=False))
+            if price is not None:
+                c = int(np.argmax(self.values[r] - price[r] * knots))
+                lo, hi = knots[max(c - 1, 0)], knots[min(c + 1, knots.size - 1)]
+            else:
+                j = int(np.clip(j, 1, knots.size - 1))
+                lo, hi = knots[max(j - 2, 0)], knots[min(j + 1, knots.size - 1)]
+            rows.append(r)
+            lows.append(float(lo))
+            highs.append(float(hi))
+        if not rows:
+            return False
+        fine = envelopes([self.curves[r] for r in rows], highs, self.rel, self.floor, x_min=lows,
+                         first=WINDOW_SAMPLES)
+        own = np.repeat(np.arange(len(rows)), [e.knots.size for e in fine])
+        incomes = np.split(self.cset.income(np.concatenate([e.knots for e in fine]), np.asarray(rows)[own]),
+                           np.cumsum([e.knots.size for e in fine])[:-1])
+        if price is not None:
+            # the most the full-accuracy envelopes could add to the objective (the Lagrangian bound of
+            # the price: each market's best income - price * x on its window, over the program's)
+            gain = sum(max(float(np.max(f - price[r] * e.knots) - np.max(self.values[r] - price[r] * self.knots[r])),
+                           0.0) for r, e, f in zip(rows, fine, incomes, strict=True))
+            if gain <= ACCEPT * self.tol_bp / 1e4 * nav:
+                return False
+        changed = False
+        for r, lo, hi, e, f in zip(rows, lows, highs, fine, incomes, strict=True):
+            self.windows[r].append((lo, hi, e.knots))
+            self.bridges[r] = _merged(self.bridges[r] + e.bridges)
+            if price is None:
+                pick = slice(None)
+            else:
+                c = int(np.argmax(f - price[r] * e.knots))
+                pick = slice(max(c - NEIGHBOURS, 0), c + NEIGHBOURS + 1)
+            points = np.concatenate([self.knots[r], e.knots[pick]])
+            values = np.concatenate([self.values[r], f[pick]])
+            order = np.argsort(points, kind="stable")
+            points, values = points[order], values[order]
+            distinct = np.concatenate([[True], np.diff(points) > 0])
+            points, values = points[distinct], values[distinct]
             hull = upper_hull(points, values)
-            self.knots[r], self.values[r] = points[hull], values[hull]
-            self.windows[r].append((lo, hi))
-            changed = True
+            if len(hull) != self.knots[r].size or not np.array_equal(points[hull], self.knots[r]):
+                self.knots[r], self.values[r] = points[hull], values[hull]
+                changed = True
         return changed
+
+    def _fine(self, r: int, a: float, b: float) -> bool:
+        """Whether the program's segment ``[a, b]`` of market ``r`` is a full-accuracy envelope's line."""
+        for lo, hi, knots in self.windows[r]:
+            if lo <= a and b <= hi:
+                k = int(np.searchsorted(knots, a))
+                if k + 1 < knots.size and knots[k] == a and knots[k + 1] == b:
+                    return True
+        return False
+
+    def _prices(self) -> np.ndarray | None:
+        """Each curve market's price of holding (income per base-currency unit) in the last solution:
+        the dual of the link between its weight and its knots; ``None`` when the solver gave none."""
+        if self.link is None or self.link.dual_value is None:
+            return None
+        return -np.asarray(self.link.dual_value, dtype=float).reshape(-1) / OBJECTIVE_SCALE
 
     # ------------------------------------------------------------------ exact evaluation
     def exact_income(self, w: np.ndarray) -> np.ndarray:
+        """Exact annual income / NAV of each curve market at weights ``w`` (the last answer is kept:
+        the repair, the report and the objective all ask at the same weights)."""
         if not self.idx.size:
             return np.zeros(0)
-        """Exact annual income / NAV of each curve market at weights ``w``."""
+        key = np.asarray(w, dtype=float)[self.idx].tobytes()
+        if self._exact is not None and self._exact[0] == key:
+            return self._exact[1].copy()
         nav = self.universe.nav
-        return np.array([float(c.income(max(float(w[i]), 0.0) * nav)) / nav for c, i in zip(self.curves, self.idx,
-                                                                                            strict=True)])
+        out = np.array([float(c.income(max(float(w[i]), 0.0) * nav)) / nav for c, i in zip(self.curves, self.idx,
+                                                                                           strict=True)])
+        self._exact = (key, out)
+        return out.copy()
 
     def model_income(self, w: np.ndarray) -> np.ndarray:
         """The program's model of each curve market's income / NAV: the hull through the knots."""
@@ -255,14 +385,15 @@ class RateImpact:
                          for k, f, i in zip(self.knots, self.values, self.idx, strict=True)])
 
     def on_bridge(self, w: np.ndarray) -> list[tuple[int, float, float, float]]:
-        """Curve markets whose holding lies inside a bridge: (row, left end, right end, gap/NAV), largest gap first."""
+        """Curve markets whose holding lies inside a bridge: (row, left end, right end, gap/NAV), largest gap first.
+        A holding within the solver's tolerance of an end (1e-9 relative, or 1e-9 of NAV) is at the end."""
         nav = self.universe.nav
         out = []
         exact, model = self.exact_income(w), self.model_income(w)
-        for r, (e, i) in enumerate(zip(self.envelopes, self.idx, strict=True)):
+        for r, (bridges, i) in enumerate(zip(self.bridges, self.idx, strict=True)):
             x = float(w[i]) * nav
-            for lo, hi in e.bridges:
-                if lo * (1 + 1e-9) < x < hi * (1 - 1e-9):
+            for lo, hi in bridges:
+                if lo + max(1e-9 * lo, 1e-9 * nav) < x < hi - max(1e-9 * hi, 1e-9 * nav):
                     out.append((r, lo / nav, hi / nav, float(model[r] - exact[r])))
         return sorted(out, key=lambda item: -item[3])
 
@@ -271,13 +402,15 @@ class RateImpact:
         u = self.universe
         nav = u.nav
         markets = []
+        knots, values = self.knots, self.values
         for r, (c, e, i) in enumerate(zip(self.curves, self.envelopes, self.idx, strict=True)):
             x = max(float(point.w[i]), 0.0) * nav
+            before, after = (float(a) for a in c.apy(np.array([c.held, x])))  # both in one exact call
             markets.append({
-                "id": u.ids[i], "model": c.model, "apy_before": float(c.apy(c.held)), "apy_after": float(c.apy(x)),
-                "snapshot_apy": float(u.apy[i]), "amount": x, "lines": int(self.knots[r].size - 1),
-                "envelope_bound": e.bound, "bridges": [list(b) for b in e.bridges],
-                "model_income": float(np.interp(x, self.knots[r], self.values[r])), "exact_income": float(c.income(x)),
+                "id": u.ids[i], "model": c.model, "apy_before": before, "apy_after": after,
+                "snapshot_apy": float(u.apy[i]), "amount": x, "lines": int(knots[r].size - 1),
+                "envelope_bound": e.bound, "bridges": [list(b) for b in self.bridges[r]],
+                "model_income": float(np.interp(x, knots[r], values[r])), "exact_income": float(x * after),
             })
         exact = float(np.sum(self.exact_income(point.w)))
         model = float(np.sum(self.model_income(point.w)))
@@ -298,6 +431,17 @@ class RateImpact:
                 "model_minus_exact_bp": (model - exact) * 1e4, "repairs": repairs}
 
 
+def _merged(intervals: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Overlapping intervals as their unions, sorted."""
+    out: list[tuple[float, float]] = []
+    for lo, hi in sorted(intervals):
+        if out and lo <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], hi))
+        else:
+            out.append((lo, hi))
+    return out
+
+
 class Refinable(Protocol):
     """What :func:`solve_with_impact` needs of a program (:class:`bondfolio.solver.program.Program`)."""
 
@@ -312,15 +456,11 @@ class Refinable(Protocol):
 
 
 def solve_with_impact(program: Refinable, impact: RateImpact, reuse: bool = False) -> Solution:
-    """Solve a program that models rate impact: refine large books' envelopes around the solution
-    (re-solving each time), then repair holdings that landed on a non-concave stretch (inside a
-    bridge) by re-solving on each side and keeping the better exact objective."""
-    solution = program.solve_once(reuse)
-    for _ in range(MAX_REFINEMENTS):  # large books: full accuracy around the solution, then re-solve
-        if not impact.refine(solution.point.w):
-            break
-        program.assemble()
-        solution = program.solve_once(reuse=False)
+    """Solve a program that models rate impact: in large books, add envelope knots around the solution
+    until it is optimal at full accuracy (re-solving each time), then repair holdings that landed on a
+    non-concave stretch (inside a bridge) by re-solving on each side and keeping the better exact
+    objective (each side's solution refined the same way first)."""
+    solution = _refined(program, impact, program.solve_once(reuse))
     u = program.universe
     repairs: list[dict[str, Any]] = []
     for _ in range(2 * impact.idx.size):
@@ -328,14 +468,14 @@ def solve_with_impact(program: Refinable, impact: RateImpact, reuse: bool = Fals
         if not bridged:
             break
         row, left, right, gap = bridged[0]
-        lo0, hi0 = float(impact.lo.value[row]), float(impact.hi.value[row])  # type: ignore[index]
+        lo0, hi0 = float(impact.branch_lo[row]), float(impact.branch_hi[row])
         best: tuple[float, Solution, float, float] | None = None
         for lo, hi in ((lo0, min(hi0, left)), (max(lo0, right), hi0)):
             if lo > hi:
                 continue
             impact.branch(row, lo, hi)
             try:
-                trial = program.solve_once(reuse)
+                trial = _refined(program, impact, program.solve_once(reuse))
             except InfeasibleError:
                 continue
             value = program.exact_objective(trial.point)
@@ -346,8 +486,21 @@ def solve_with_impact(program: Refinable, impact: RateImpact, reuse: bool = Fals
             break
         _, solution, lo, hi = best
         impact.branch(row, lo, hi)
+        if (lo, hi) == (lo0, hi0):  # no narrower branch: the holding cannot leave the bridge
+            break
         repairs.append({"id": u.ids[int(impact.idx[row])], "bridge": [left * u.nav, right * u.nav],
                         "gap_bp": gap * 1e4, "kept": "left" if hi <= left else "right"})
     solution.rate_impact = impact.report(solution.point, repairs)
     solution.objective_exact = program.exact_objective(solution.point)
+    return solution
+
+
+def _refined(program: Refinable, impact: RateImpact, solution: Solution) -> Solution:
+    """Large books: add the knots the solution lacks (:meth:`RateImpact.refine`) and re-solve, at most
+    :data:`MAX_REFINEMENTS` times."""
+    for _ in range(MAX_REFINEMENTS):
+        if not impact.refine(solution.point.w):
+            break
+        program.assemble()
+        solution = program.solve_once(reuse=False)
     return solution
