@@ -122,9 +122,19 @@ class Verdict(_Part):
         return dump_record(self.to_dict(), finite=True)
 
     def sealed(self) -> Verdict:
+        """The verdict with ``verdict_sha256`` set: the sha256 of its canonical JSON without the seal and
+        without the gated decision's ``timing`` (which the decision's own seal leaves out too), so equal
+        verdicts on equal inputs seal alike however long the solve took."""
+        return self.model_copy(update={"verdict_sha256": sha256_hex(canonical_json(self.sealed_content(),
+                                                                                   finite=True))})
+
+    def sealed_content(self) -> dict[str, Any]:
+        """What ``verdict_sha256`` covers (see :meth:`sealed`)."""
         data = self.to_dict()
         data.pop("verdict_sha256", None)
-        return self.model_copy(update={"verdict_sha256": sha256_hex(canonical_json(data, finite=True))})
+        if isinstance(data.get("decision"), dict):
+            data["decision"] = {k: v for k, v in data["decision"].items() if k != "timing"}
+        return data
 
     def line(self) -> str:
         return self.reasons[0]

@@ -124,6 +124,25 @@ def test_command_exit_codes_compose(tmp_path: Path) -> None:
     assert verdict["verdict"] == "act" and len(verdict["verdict_sha256"]) == 64
 
 
+def test_equal_verdicts_seal_alike_whatever_the_timing() -> None:
+    # two runs on the same inputs: the gated decisions' timings differ, the verdicts' seals do not; the
+    # seal is recomputed here from the record's content without the decision's timing
+    from bondfolio.inputs.base import canonical_json, sha256_hex
+
+    first, second = (rebalance_check(_book(50.0), POLICY, HOLD) for _ in range(2))
+    assert first.verdict == second.verdict == "act"
+    assert first.decision is not None and second.decision is not None
+    assert first.decision["timing"] != second.decision["timing"]
+    assert first.verdict_sha256 == second.verdict_sha256
+    data = first.to_dict()
+    data.pop("verdict_sha256")
+    data["decision"].pop("timing")
+    assert first.verdict_sha256 == sha256_hex(canonical_json(data, finite=True))
+    # and the seal still covers the decision itself
+    changed = first.model_copy(update={"decision": {**first.decision, "record_sha256": "0" * 64}}).sealed()
+    assert changed.verdict_sha256 != first.verdict_sha256
+
+
 def test_the_example_treasury_acts_then_holds(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # the README's two cases: the example holdings break caps (must act, even at a net loss); the holdings
     # that acting leads to (examples/treasury/holdings-rebalanced.json) hold
