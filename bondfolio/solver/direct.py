@@ -40,7 +40,7 @@ else:
     cp = lazy_module("cvxpy", globals(), "cp")
     sp = lazy_module("scipy.sparse", globals(), "sp")
 
-__all__ = ["Conic", "assemble"]
+__all__ = ["Conic", "assemble", "covered"]
 
 
 def _widen(a: Any, size: int) -> Any:
@@ -63,6 +63,17 @@ class _Block:
 
 
 @dataclass
+class _Cap:
+    """The volatility limit ``|(y, s * w)| <= t <= sigma`` as assembled: its cone block and bound row."""
+
+    block: _Block
+    bound: _Block
+    sigma: float
+    q: np.ndarray
+    """``diag(1 on y, s^2 on w)`` over ``x`` without ``t``: the cone's ``|u|^2 = x' diag(q) x``."""
+
+
+@dataclass
 class Conic:
     """A program's conic data in Clarabel's form, and how to hand a solution back to cvxpy."""
 
@@ -75,12 +86,13 @@ class Conic:
     variables: list[tuple[cp.Variable, int]]
     """Each cvxpy variable and the offset of its first entry in ``x``."""
     problem: cp.Problem
+    cap: _Cap | None = None
+    """The volatility limit's cone, if the program has one."""
 
     def solve(self, options: dict[str, Any]) -> float | None:
         """Solve with Clarabel under ``options`` and unpack the answer into the cvxpy problem; returns
         Clarabel's own solve time. Raises :class:`cvxpy.error.SolverError` as cvxpy would."""
         import clarabel
-        from cvxpy.reductions.solution import Solution, failure_solution
         from cvxpy.reductions.solvers.conic_solvers.clarabel_conif import CLARABEL
 
         settings = clarabel.DefaultSettings()
@@ -89,18 +101,92 @@ class Conic:
             setattr(settings, key, value)
         result = clarabel.DefaultSolver(self.P, self.q, self.A, self.b, self.cones, settings).solve()
         status = CLARABEL.STATUS_MAP.get(str(result.status), cp.SOLVER_ERROR)
-        attr = {"solve_time": result.solve_time, "num_iters": result.iterations}
-        duals = {} if result.z is None else self._duals(np.asarray(result.z))
         if status == cp.SOLVER_ERROR:
             raise cp.error.SolverError(f"Solver 'CLARABEL' failed ({result.status}, direct assembly)")
-        if status in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE, cp.USER_LIMIT):
-            x = np.asarray(result.x)
+        self._unpack(status, None if result.x is None else np.asarray(result.x),
+                     None if result.z is None else np.asarray(result.z), float(result.obj_val),
+                     {"solve_time": result.solve_time, "num_iters": result.iterations})
+        return float(result.solve_time)
+
+    def structure(self) -> Any:
+        """The program in the form of :mod:`bondfolio.solver.ipm` (an :class:`~bondfolio.solver.ipm.Structure`),
+        or None if its rows do not split into blocks that solver is written for. The volatility cone
+        ``|(y, s * w)| <= t <= sigma`` becomes ``1/2 x'Qx <= 1/2`` with ``Q = diag(1, s^2) / sigma^2`` on
+        ``(y, w)``, without ``t``."""
+        from bondfolio.solver.ipm import Structure
+
+        zero, nonneg, cols = self._rows("zero"), self._rows("nonneg"), self.q.size
+        A = sp.csr_array(self.A)
+        Q = None
+        if self.cap is not None:
+            cols -= 1  # t, the last entry of x
+            bound = self._offset(self.cap.bound)
+            nonneg = nonneg[nonneg != bound]
+            Q = self.cap.q / self.cap.sigma ** 2
+        return Structure.of(self.P.diagonal()[:cols], self.q[:cols], A[zero][:, :cols], self.b[zero],
+                            A[nonneg][:, :cols], self.b[nonneg], Q)
+
+    def solve_blocks(self, options: dict[str, Any], structure: Any) -> Any:
+        """Solve with :mod:`bondfolio.solver.ipm` under ``options`` (Clarabel's tolerance names) and, if it
+        reached the optimum, unpack the answer into the cvxpy problem as :meth:`solve` does; returns the
+        solver's :class:`~bondfolio.solver.ipm.Result`."""
+        from bondfolio.solver.ipm import solve
+
+        result = solve(structure, tol_feas=options["tol_feas"], tol_gap_abs=options["tol_gap_abs"],
+                       tol_gap_rel=options["tol_gap_rel"], max_iter=options["max_iter"])
+        if result.status != "optimal":
+            return result
+        zg, nu = structure.multipliers(result.z, result.nu)
+        z = np.zeros(self.b.size)
+        z[self._rows("zero")] = nu
+        x = result.x
+        if self.cap is None:
+            z[self._rows("nonneg")] = zg
+        else:
+            # the bound row's multiplier is d(objective)/d(sigma): z_cap / sigma; the cone's, complementary to (t, u)
+            bound = self._offset(self.cap.bound)
+            nonneg = self._rows("nonneg")
+            z[nonneg[nonneg != bound]] = zg
+            rho = result.z_cap / self.cap.sigma
+            z[bound] = rho
+            u = -(sp.csr_array(self.cap.block.a[1:])[:, :x.size] @ x)
+            t = float(np.linalg.norm(u))
+            x = np.append(x, t)
+            at = self._offset(self.cap.block)
+            z[at] = rho
+            z[at + 1:at + 1 + u.size] = -rho * u / t if t > 0 else 0.0
+        self._unpack(cp.OPTIMAL, x, z, result.objective, {"solve_time": result.seconds, "num_iters": result.iterations})
+        return result
+
+    def _rows(self, cone: str) -> np.ndarray:
+        """Row numbers of the rows in cones of kind ``cone``."""
+        out, start = [], 0
+        for block in self.blocks:
+            if block.cone == cone:
+                out.append(np.arange(start, start + block.b.size))
+            start += block.b.size
+        return np.concatenate(out) if out else np.zeros(0, dtype=int)
+
+    def _offset(self, target: _Block) -> int:
+        start = 0
+        for block in self.blocks:
+            if block is target:
+                return start
+            start += block.b.size
+        raise ValueError("block not in this program")
+
+    def _unpack(self, status: str, x: np.ndarray | None, z: np.ndarray | None, objective: float,
+                attr: dict[str, Any]) -> None:
+        """Hand a solver's answer to the cvxpy problem: values, status, objective and duals (cvxpy's signs)."""
+        from cvxpy.reductions.solution import Solution, failure_solution
+
+        duals = {} if z is None else self._duals(z)
+        if status in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE, cp.USER_LIMIT) and x is not None:
             primal = {var.id: np.reshape(x[start:start + var.size], var.shape) for var, start in self.variables}
-            solution = Solution(status, -float(result.obj_val), primal, duals, attr)
+            solution = Solution(status, -objective, primal, duals, attr)
         else:
             solution = failure_solution(status, attr, duals)
         self.problem.unpack(solution)
-        return float(result.solve_time)
 
     def _duals(self, z: np.ndarray) -> dict[int, Any]:
         out: dict[int, Any] = {}
@@ -113,16 +199,30 @@ class Conic:
         return out
 
 
+def covered(program: Any) -> bool:
+    """Whether ``program``'s variables and objective are of the shape :func:`assemble` writes (no hedges,
+    margin or outside positions, factor-form or no risk, only the cash, risk and trading-cost terms).
+    Its constraints are checked as they are assembled: a family without linear rows still makes
+    :func:`assemble` return None."""
+    if getattr(program, "fold", None) is None:
+        return False
+    v, u = program.vars, program.universe
+    if v.hedge_idx.size or v.has_margin or v.outside or u.snapshot.risk.covariance is not None:
+        return False
+    if any(term.name not in ("cash", "risk", "trading_cost") for term, _ in program.term_expressions):
+        return False
+    return not (any(t.active and t.per_assembly for t in program.terms)
+                or any(t.active and not t.linear and t.constraints() for t in program.terms))
+
+
 def assemble(program: Any, scale: float) -> Conic | None:
     """The conic data of ``program`` (a :class:`~bondfolio.solver.program.Program`, its objective times
     ``scale``) if it has the shape this module covers (see the module docstring), else ``None`` (solve
     through cvxpy). (Terms are told apart by name: this module sits below the objective package, which
     imports the solver.)"""
-    if getattr(program, "fold", None) is None:
-        return None
     v, u = program.vars, program.universe
     n = u.n
-    if v.hedge_idx.size or v.has_margin or v.outside or u.snapshot.risk.covariance is not None:
+    if not covered(program):
         return None
     # the objective: mu' w plus the cash, risk and trading-cost terms, nothing else
     cash_apy: float = 0.0
@@ -135,11 +235,6 @@ def assemble(program: Any, scale: float) -> Conic | None:
             risk = term
         elif term.name == "trading_cost":
             cost = term
-        else:
-            return None
-    if any(t.active and t.per_assembly for t in program.terms) or any(t.active and not t.linear and t.constraints()
-                                                                       for t in program.terms):
-        return None
     variables: list[tuple[cp.Variable, int]] = [(v.w, 0), (v.cash, n)]
     size = n + 1
     trade = v.trade_rows is not None
@@ -153,6 +248,7 @@ def assemble(program: Any, scale: float) -> Conic | None:
         variables.append((y, size))
         size += k
     epigraph = False
+    cap: _Cap | None = None
     wanted = {var.id for var, _ in variables}
     if {var.id for var in program.problem.variables()} != wanted:
         return None
@@ -195,6 +291,11 @@ def assemble(program: Any, scale: float) -> Conic | None:
                 return None
             epigraph = True
             blocks += cone
+            # |u|^2 of the cone's rows u = (y, s * w), each row one variable's multiple
+            body = sp.coo_array(cone[0].a[1:])
+            weights = np.zeros(size)
+            np.add.at(weights, body.col, body.data ** 2)
+            cap = _Cap(cone[0], cone[1], float(comp.rows.upper[0]), weights)
             continue
         lin = comp.constraint.linear(rows, v)
         if lin is None or (lin.trade is not None and not trade):
@@ -246,7 +347,7 @@ def assemble(program: Any, scale: float) -> Conic | None:
         if y is not None:
             diag[y_at:y_at + k] = scale * risk.risk_aversion
     P = sp.diags_array(diag, format="csc")
-    return Conic(P, q, A, b, cones, blocks, variables, program.problem)
+    return Conic(P, q, A, b, cones, blocks, variables, program.problem, cap)
 
 
 def _volatility(comp: Any, v: Any, n: int, size: int, y: Any, numbers: Any) -> list[_Block] | None:

@@ -30,10 +30,12 @@ if TYPE_CHECKING:
     import cvxpy as cp
 
     from bondfolio.solver.direct import Conic
+    from bondfolio.solver.ipm import Result as IpmResult
 else:
     cp = lazy_module("cvxpy", globals(), "cp")
 
-__all__ = ["OBJECTIVE_SCALE", "SOLVER_OPTIONS", "Attempt", "Solution", "Solvable", "silence_highs_banner", "solve_once",
+__all__ = ["BLOCK_IPM_MIN_N", "BLOCK_SOLVERS", "OBJECTIVE_SCALE", "SOLVER_OPTIONS",
+           "Attempt", "Solution", "Solvable", "silence_highs_banner", "solve_once",
            "solver_order"]
 
 #: Factor applied to the objective inside the solver (1e4: the solver sees basis points).
@@ -45,12 +47,24 @@ SOLVER_OPTIONS: dict[str, dict[str, Any]] = {
     # equal to 1e-14); one thread, so every run is the same bit for bit
     "CLARABEL": {"tol_gap_abs": 1e-9, "tol_gap_rel": 1e-9, "tol_feas": 1e-9, "max_iter": 200,
                  "direct_solve_method": "faer", "max_threads": 1},
+    # bondfolio's own (bondfolio.solver.ipm): Clarabel's stopping rule and tolerances
+    "BLOCK_IPM": {"tol_gap_abs": 1e-9, "tol_gap_rel": 1e-9, "tol_feas": 1e-9, "max_iter": 100},
     "SCS": {"eps_abs": 1e-9, "eps_rel": 1e-9, "max_iters": 200_000},
     "ECOS": {"abstol": 1e-9, "reltol": 1e-9, "feastol": 1e-9},
     "OSQP": {"eps_abs": 1e-9, "eps_rel": 1e-9, "max_iter": 200_000, "polishing": True},
     "HIGHS": {"primal_feasibility_tolerance": 1e-9, "dual_feasibility_tolerance": 1e-9},
 }
 
+
+#: Solvers tried in order for a large book of the block shape (see :func:`solver_order`).
+BLOCK_SOLVERS: tuple[str, ...] = ("BLOCK_IPM", "CLARABEL", "SCS")
+
+#: Books from this many positions on go to BLOCK_IPM first when their program has its shape: below it
+#: Clarabel is as fast (benchmarks/bench_allocate.py prints both at n = 300 to 10,000).
+BLOCK_IPM_MIN_N = 2000
+
+#: Solvers bondfolio ships itself (not cvxpy's): always installed.
+OWN_SOLVERS = frozenset({"BLOCK_IPM"})
 
 #: A second try of the same solver when its answer failed the check or it stopped early: tighter
 #: tolerances and more iterations (interior point: a finer gap; SCS: a finer residual and acceleration).
@@ -153,15 +167,22 @@ def silence_highs_banner() -> None:
 def solver_order(program: Solvable) -> tuple[tuple[str, ...], str]:
     """The solvers to try, in order, and where that order came from: the policy's ``[solver] order``
     when it sets one (``"policy"``), else the program's shape: a linear program with a scenario block
-    (a ``cvar`` limit, no quadratic or conic term) goes to HiGHS first (``"shape: scenario LP"``),
-    anything else (QP, second-order cone, curve envelopes) to Clarabel first (``"shape: QP or conic"``
-    or ``"shape: LP"``)."""
+    (a ``cvar`` limit, no quadratic or conic term) goes to HiGHS first (``"shape: scenario LP"``); a
+    book of at least :data:`BLOCK_IPM_MIN_N` positions whose program the direct assembly covers
+    (factor risk, linear rows, at most a volatility cone: :func:`bondfolio.solver.direct.covered`)
+    to the block-structured interior point first (:mod:`bondfolio.solver.ipm`, then Clarabel and
+    SCS); anything else (QP, second-order cone, curve envelopes) to Clarabel first
+    (``"shape: QP or conic"`` or ``"shape: LP"``)."""
     if program.policy.solver.order is not None:
         return program.policy.solver.order, "policy"
     if program.problem.is_lp():
         if any(c.kind == "cvar" for c in program.constraints):
             return SCENARIO_LP_SOLVERS, "shape: scenario LP"
         return DEFAULT_SOLVERS, "shape: LP"
+    from bondfolio.solver.direct import covered
+
+    if program.universe.n >= BLOCK_IPM_MIN_N and covered(program):
+        return BLOCK_SOLVERS, f"shape: factor-model QP or volatility cone in blocks, n >= {BLOCK_IPM_MIN_N}"
     return DEFAULT_SOLVERS, "shape: QP or conic"
 
 
@@ -205,20 +226,29 @@ def solve_once(program: Solvable, reuse: bool = False) -> Solution:
     for name, options, tightened in tries:
         if name in skip:
             continue
-        if name not in installed:
+        if name not in installed and name not in OWN_SOLVERS:
             attempts.append(Attempt(name, "not_installed", False, 0.0, "solver is not installed"))
             skip.add(name)
             continue
         if name == "HIGHS":
             silence_highs_banner()
         start = time.perf_counter()
-        if name == "CLARABEL" and not reuse and not assembled:
+        if name in ("CLARABEL", "BLOCK_IPM") and not reuse and not assembled:
             # None: a shape the direct assembly does not cover (solved through cvxpy)
             conic, assembled = assemble(program, OBJECTIVE_SCALE), True
-        direct = name == "CLARABEL" and conic is not None
+        if name == "BLOCK_IPM":
+            result, why = _solve_blocks(conic, options)
+            if why:
+                attempts.append(Attempt(name, "not_applicable" if result is None else result.status, False,
+                                        time.perf_counter() - start, why))
+                continue
+        direct = name in ("CLARABEL", "BLOCK_IPM") and conic is not None
         solver_seconds: float | None = None
         try:
-            if direct:
+            if name == "BLOCK_IPM":
+                assert result is not None
+                solver_seconds = result.seconds
+            elif direct:
                 assert conic is not None
                 solver_seconds = conic.solve(options)
             else:
@@ -275,6 +305,21 @@ def solve_once(program: Solvable, reuse: bool = False) -> Solution:
             order_from=order_from,
         )
     raise _no_answer(program, attempts, failed_check, infeasible_inaccurate)
+
+
+def _solve_blocks(conic: Conic | None, options: dict[str, Any]) -> tuple[IpmResult | None, str]:
+    """Run the block-structured interior point on ``conic``; returns its result and, if it gave no
+    answer, why (the caller records it and tries the next solver)."""
+    if conic is None:
+        return None, ("the program's shape is not one it solves (factor risk, linear rows, at most one "
+                      "volatility cone: see bondfolio.solver.direct)")
+    structure = conic.structure()
+    if structure is None:
+        return None, "the rows do not split into blocks of at most two variables and a few coupling rows"
+    result = conic.solve_blocks(options, structure)
+    if result.status != "optimal":
+        return result, f"{result.status} after {result.iterations} iterations: {result.detail}"
+    return result, ""
 
 
 def _largest_violation(checks: Sequence[RowResult]) -> float:
