@@ -16,6 +16,9 @@ tolerances are 1e-8, bondfolio's 1e-9).
 Targets (issue 2): n = 10,000 under 1 s; total <= 1.5 x solver time; peak memory < 500 MB.
 Targets (issue 16): n = 10,000 from files under 1 s and <= 0.75 x the bare formulation.
 
+Also, per size: the block-structured interior point (``BLOCK_IPM``, :mod:`bondfolio.solver.ipm`) and
+Clarabel timed alone on the same assembled program (where the order by shape switches between them).
+
 Run: ``python benchmarks/bench_allocate.py [--sizes 100 1000 10000] [--repeats 3] [--bare-repeats 5]``
 """
 
@@ -38,6 +41,7 @@ import scipy.sparse as sp
 from books import book
 
 import bondfolio
+import bondfolio.solver.solve
 from bondfolio.inputs import Holdings, Policy, Snapshot
 
 #: Same optimum: objective (APY units) and weights (fractions of NAV), bare against bondfolio.
@@ -45,7 +49,7 @@ SAME_OBJECTIVE = 1e-7
 SAME_WEIGHTS = 1e-6
 
 
-def measure(n: int, repeats: int) -> dict[str, float]:
+def measure(n: int, repeats: int) -> dict[str, Any]:
     snapshot, policy, holdings = book(n)
     totals, solver, rows = [], [], 0
     for _ in range(repeats):
@@ -136,7 +140,7 @@ def write_inputs(folder: Path, snapshot: Snapshot, policy: Policy, holdings: Hol
     return paths
 
 
-def against_bare(n: int, repeats: int) -> dict[str, float]:
+def against_bare(n: int, repeats: int) -> dict[str, Any]:
     """bondfolio's ``allocate`` from files and the bare formulation, timed in turn (medians)."""
     snapshot, policy, holdings = book(n)
     arrays = book_arrays(snapshot, policy, holdings)
@@ -160,8 +164,36 @@ def against_bare(n: int, repeats: int) -> dict[str, float]:
             assert dw <= SAME_WEIGHTS and abs(float(cash.value) - decision.solution.point.cash) <= SAME_WEIGHTS, dw
     return {"ours": statistics.median(ours), "bare": statistics.median(bare), "ratio": statistics.median(ratios),
             "objective_gap": gap, "weights_gap": dw, "solver": decision.solution.solver_seconds or float("nan"),
+            "solver_name": decision.solution.solver,
             "bare_solver": float(problem.solver_stats.solve_time or float("nan")),
             "iterations": float(problem.solver_stats.num_iters or 0)}
+
+
+def solvers_alone(n: int, repeats: int) -> dict[str, Any]:
+    """BLOCK_IPM and Clarabel on the same directly assembled program, timed in turn (solver calls only,
+    medians; assembly excluded), and how far apart their optima are."""
+    from bondfolio.solver.api import load_inputs
+    from bondfolio.solver.direct import assemble
+    from bondfolio.solver.program import Program
+    from bondfolio.solver.solve import OBJECTIVE_SCALE, SOLVER_OPTIONS
+
+    inputs = load_inputs(*book(n))
+    ipm_s, clarabel_s, iters = [], [], 0
+    for _ in range(repeats):
+        ours, ref = Program(inputs.universe, inputs.policy), Program(inputs.universe, inputs.policy)
+        conic, ref_conic = assemble(ours, OBJECTIVE_SCALE), assemble(ref, OBJECTIVE_SCALE)
+        assert conic is not None and ref_conic is not None
+        structure = conic.structure()
+        start = time.perf_counter()
+        result = conic.solve_blocks(SOLVER_OPTIONS["BLOCK_IPM"], structure)
+        ipm_s.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        ref_conic.solve(SOLVER_OPTIONS["CLARABEL"])
+        clarabel_s.append(time.perf_counter() - start)
+        assert result.status == "optimal" and ref.problem.status == cp.OPTIMAL
+        iters = result.iterations
+    dw = float(np.max(np.abs(ours.vars.w.value - ref.vars.w.value)))
+    return {"ipm": statistics.median(ipm_s), "clarabel": statistics.median(clarabel_s), "iters": iters, "dw": dw}
 
 
 def main() -> None:
@@ -171,6 +203,8 @@ def main() -> None:
     parser.add_argument("--memory-n", type=int, default=10000, help="0 to skip")
     parser.add_argument("--bare-n", type=int, default=10000, help="0 to skip")
     parser.add_argument("--bare-repeats", type=int, default=5)
+    parser.add_argument("--solver-sizes", type=int, nargs="*", default=[300, 1000, 3000, 10000],
+                        help="sizes at which BLOCK_IPM and Clarabel are timed alone on the same data")
     args = parser.parse_args()
     bondfolio.allocate(*book(50))  # warm-up: imports and first-call overheads are not per-solve costs
     if args.sizes:
@@ -183,10 +217,17 @@ def main() -> None:
         mem = peak_memory_mb(args.memory_n)
         print(f"peak memory, one allocation at n = {args.memory_n}: {mem:.0f} MB (target < 500 MB; includes the "
               "interpreter and libraries)")
+    if args.solver_sizes:
+        print("solver alone, same assembled program, in turn (BLOCK_IPM first from n = "
+              f"{bondfolio.solver.solve.BLOCK_IPM_MIN_N} on):")
+    for n in args.solver_sizes:
+        r = solvers_alone(n, args.repeats)
+        print(f"  n = {n:>6}: BLOCK_IPM {r['ipm']:.3f} s ({r['iters']} iterations), Clarabel {r['clarabel']:.3f} s, "
+              f"ratio {r['ipm'] / r['clarabel']:.2f}; weights {r['dw']:.1e} apart")
     if args.bare_n:
         r = against_bare(args.bare_n, args.bare_repeats)
         print(f"n = {args.bare_n}, medians of {args.bare_repeats} runs in turn:\n"
-              f"  bondfolio allocate from files {r['ours']:.3f} s (Clarabel {r['solver']:.3f} s)\n"
+              f"  bondfolio allocate from files {r['ours']:.3f} s ({r['solver_name']} {r['solver']:.3f} s)\n"
               f"  bare cvxpy + Clarabel         {r['bare']:.3f} s (Clarabel {r['bare_solver']:.3f} s, "
               f"{r['iterations']:.0f} iterations, default settings)\n"
               f"  ratio {r['ratio']:.2f} (target <= 0.75; bondfolio under 1 s: {r['ours'] < 1.0})\n"

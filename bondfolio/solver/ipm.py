@@ -140,6 +140,9 @@ class Structure:
                                  if self.Q is not None else np.any(self.C1 != 0, axis=0))
         self.C1c = np.ascontiguousarray(self.C1[:, self.c1])
         self.nb = self.v0.size
+        self.two = self.v1 >= 0
+        self.v1safe = np.maximum(self.v1, 0)
+        self.v1two = self.v1[self.two]
 
     @property
     def m(self) -> int:
@@ -231,13 +234,14 @@ class Structure:
 
     def split(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``x`` (length N) by block: its first and second variables (0 for blocks of one)."""
-        return x[self.v0], np.where(self.v1 >= 0, x[np.maximum(self.v1, 0)], 0.0)
+        x1 = x[self.v1safe]
+        x1[~self.two] = 0.0
+        return x[self.v0], x1
 
     def join(self, x0: np.ndarray, x1: np.ndarray) -> np.ndarray:
         out = np.empty(self.q.size)
         out[self.v0] = x0
-        two = self.v1 >= 0
-        out[self.v1[two]] = x1[two]
+        out[self.v1two] = x1[self.two]
         return out
 
     def times(self, x0: np.ndarray, x1: np.ndarray) -> np.ndarray:
@@ -367,8 +371,11 @@ class _Newton:
         x0, x1 = st.split(dx)
         return self.H * dx + st.join(t0, t1), st.times(x0, x1) - self.d * dy
 
-    def solve(self, r1: np.ndarray, r2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def solve(self, r1: np.ndarray, r2: np.ndarray, refine: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """The solution, refined on the unreduced system (``refine``) until accurate or no longer improving."""
         dx, dy = self._apply(r1, r2)
+        if not refine:
+            return dx, dy
         norm = max(float(np.max(np.abs(r1), initial=0.0)), float(np.max(np.abs(r2), initial=0.0)), 1e-300)
         last = math.inf
         for _ in range(REFINE_STEPS):
@@ -510,7 +517,9 @@ def _solve(st: Structure, tol_feas: float, tol_gap_abs: float, tol_gap_rel: floa
             return _failed("singular", N, mG, mE, start, it, str(exc))
 
         residual = (rd, rp, re)
-        dx, ds, dz, dnu = _direction(kkt, residual, s, z, s * z)  # predictor (affine scaling)
+        # predictor (affine scaling), unrefined: it only sets the centring and the corrector's
+        # second-order term; the corrector's step is the one taken, refined
+        dx, ds, dz, dnu = _direction(kkt, residual, s, z, s * z, refine=False)
         alpha = min(_max_step(s, ds), _max_step(z, dz))
         mu_aff = float((s + alpha * ds) @ (z + alpha * dz)) / mc
         sigma = (mu_aff / mu) ** 3
@@ -530,11 +539,11 @@ def _solve(st: Structure, tol_feas: float, tol_gap_abs: float, tol_gap_rel: floa
 
 
 def _direction(kkt: _Newton, residual: tuple[np.ndarray, np.ndarray, np.ndarray], s: np.ndarray, z: np.ndarray,
-               rc: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+               rc: np.ndarray, refine: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The Newton direction ``(dx, ds, dz, dnu)`` for the complementarity target ``s dz + z ds = -rc``:
     ``ds = -(rc + s dz) / z``, so the conic rows read ``C dx - (s / z) dz = -rp + rc / z``."""
     rd, rp, re = residual
-    dx, dy = kkt.solve(-rd, np.concatenate([-rp + rc / z, -re]))
+    dx, dy = kkt.solve(-rd, np.concatenate([-rp + rc / z, -re]), refine)
     dz = dy[:s.size]
     return dx, -(rc + s * dz) / z, dz, dy[s.size:]
 
