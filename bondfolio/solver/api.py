@@ -114,7 +114,7 @@ def allocate(snapshot: SnapshotLike, policy: PolicyLike, holdings: HoldingsLike 
         if not diagnose_infeasible:
             raise
         try:
-            order, _ = solver_order(program)
+            order, _ = solver_order(program, dpp)
             diagnosis = diagnose(inputs.universe, program.constraints, inputs.policy.name, order)
         except SolverError as failed:  # the infeasibility stands; only its explanation is missing
             raise InfeasibleError(f"{exc}\n(no diagnosis: {failed})", inputs.policy.name, None) from None

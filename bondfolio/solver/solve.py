@@ -166,15 +166,15 @@ def silence_highs_banner() -> None:
         os.close(saved)
 
 
-def solver_order(program: Solvable) -> tuple[tuple[str, ...], str]:
+def solver_order(program: Solvable, reuse: bool = False) -> tuple[tuple[str, ...], str]:
     """The solvers to try, in order, and where that order came from: the policy's ``[solver] order``
     when it sets one (``"policy"``), else the program's shape: a linear program with a scenario block
     (a ``cvar`` limit, no quadratic or conic term) goes to HiGHS first (``"shape: scenario LP"``); a
     book of at least :data:`BLOCK_IPM_MIN_N` positions whose program the direct assembly covers
     (factor risk, linear rows, at most a volatility cone: :func:`bondfolio.solver.direct.covered`)
     to the block-structured interior point first (:mod:`bondfolio.solver.ipm`, then Clarabel and
-    SCS); anything else (QP, second-order cone, curve envelopes) to Clarabel first
-    (``"shape: QP or conic"`` or ``"shape: LP"``)."""
+    SCS) unless it is compiled for re-solves (``reuse``: DPP goes through cvxpy); anything else (QP,
+    second-order cone, curve envelopes) to Clarabel first (``"shape: QP or conic"`` or ``"shape: LP"``)."""
     if program.policy.solver.order is not None:
         return program.policy.solver.order, "policy"
     if program.problem.is_lp():
@@ -183,7 +183,7 @@ def solver_order(program: Solvable) -> tuple[tuple[str, ...], str]:
         return DEFAULT_SOLVERS, "shape: LP"
     from bondfolio.solver.direct import covered
 
-    if program.universe.n >= BLOCK_IPM_MIN_N and covered(program):
+    if not reuse and program.universe.n >= BLOCK_IPM_MIN_N and covered(program):
         return BLOCK_SOLVERS, f"shape: factor-model QP or volatility cone in blocks, n >= {BLOCK_IPM_MIN_N}"
     return DEFAULT_SOLVERS, "shape: QP or conic"
 
@@ -217,7 +217,7 @@ def solve_once(program: Solvable, reuse: bool = False) -> Solution:
     failed_check: Sequence[RowResult] = []
     infeasible_inaccurate = False
     tries: list[tuple[str, dict[str, Any], bool]] = []
-    order, order_from = solver_order(program)
+    order, order_from = solver_order(program, reuse)
     for name in order:
         tries.append((name, SOLVER_OPTIONS.get(name, {}), False))
         if name in TIGHTER:

@@ -132,6 +132,10 @@ def test_large_books_go_to_block_ipm_first_and_a_policy_can_override(monkeypatch
     other = bondfolio.allocate(snapshot, data, holdings)
     assert other.solution.solver == "CLARABEL" and other.solution.order_from == "policy"
     np.testing.assert_allclose(sol.point.w, other.solution.point.w, atol=1e-5)
+    # compiled for re-solves (DPP, as backtests do): through cvxpy, Clarabel first
+    dpp = bondfolio.allocate(snapshot, policy, holdings, dpp=True).solution
+    assert dpp.solver == "CLARABEL" and dpp.order_from == "shape: QP or conic"
+    assert [a.solver for a in dpp.attempts] == ["CLARABEL"]
     # small books keep Clarabel first
     monkeypatch.setattr(solve, "BLOCK_IPM_MIN_N", 2000)
     assert bondfolio.allocate(snapshot, policy, holdings).solution.solver == "CLARABEL"
