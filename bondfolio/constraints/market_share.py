@@ -43,7 +43,7 @@ class _MarketShare(Constraint):
                             "snapshot or exclude them with select.exclude")
         idx = np.flatnonzero(mask)
         upper = self.max_share * size[idx] / u.nav
-        return Rows([u.ids[i] for i in idx], np.full(idx.size, -np.inf), upper, structure={"idx": idx})
+        return Rows(u.ids_at(idx), np.full(idx.size, -np.inf), upper, structure={"idx": idx})
 
     def expression(self, rows: Rows, p: ParamSet, v: Vars) -> cp.Expression:
         return v.w[rows.structure["idx"]]

@@ -52,7 +52,7 @@ class _WeightBound(Constraint):
         values = bound[idx]
         inf = np.full(idx.size, np.inf)
         lower, upper = (-inf, values) if self.bound_side == "upper" else (values, inf)
-        return Rows([u.ids[i] for i in idx], lower, upper, structure={"idx": idx})
+        return Rows(u.ids_at(idx), lower, upper, structure={"idx": idx})
 
     def expression(self, rows: Rows, p: ParamSet, v: Vars) -> cp.Expression:
         return v.w[rows.structure["idx"]]
@@ -111,7 +111,7 @@ class LongOnly(_WeightBound):
 
     def resolve(self, u: Universe) -> Rows:
         idx = np.flatnonzero(~u.hedge)
-        return Rows([u.ids[i] for i in idx], np.zeros(idx.size), np.full(idx.size, np.inf), structure={"idx": idx})
+        return Rows(u.ids_at(idx), np.zeros(idx.size), np.full(idx.size, np.inf), structure={"idx": idx})
 
 
 class NoNewDeposits(_WeightBound):
@@ -130,5 +130,5 @@ class NoNewDeposits(_WeightBound):
 
     def resolve(self, u: Universe) -> Rows:
         idx = np.array([i for i, o in enumerate(u.snapshot.opportunities) if not o.depositable], dtype=int)
-        return Rows([u.ids[i] for i in idx], np.full(idx.size, -np.inf), np.asarray(u.w0)[idx],
+        return Rows(u.ids_at(idx), np.full(idx.size, -np.inf), np.asarray(u.w0)[idx],
                     structure={"idx": idx})

@@ -455,7 +455,15 @@ def collector_paused() -> Iterator[None]:
     Validating a large document allocates hundreds of thousands of container objects (models, their
     dicts, lists of numbers), none of them in a reference cycle; each burst of allocations would start a
     collection that walks every live object, which at 10,000 opportunities costs about as much as the
-    validation itself. Reference counting still frees everything as usual."""
+    validation itself. Reference counting still frees everything as usual.
+
+    On leaving the block, the objects the block made that are still alive (the validated document: at
+    10,000 opportunities 40,000 models, dicts, sets and tuples) go straight to the collector's oldest
+    generation (``gc.freeze`` then ``gc.unfreeze``, two list splices), where the first young collection
+    after the block would otherwise put them by walking them (30 ms at that size), and a second walk
+    later. Everything young at that moment is promoted alike (a cycle among it is found by the next full
+    collection instead). Skipped when the process has frozen objects of its own (``gc.freeze`` before a
+    fork), which ``gc.unfreeze`` would release."""
     if not gc.isenabled():
         yield
         return
@@ -463,6 +471,9 @@ def collector_paused() -> Iterator[None]:
     try:
         yield
     finally:
+        if not gc.get_freeze_count():
+            gc.freeze()
+            gc.unfreeze()
         gc.enable()
 
 

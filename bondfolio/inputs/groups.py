@@ -15,6 +15,7 @@ Everything here reads opportunities through their attributes only (``id``, ``pro
 from __future__ import annotations
 
 from collections.abc import Sequence
+from operator import attrgetter
 from typing import Any
 
 import numpy as np
@@ -38,9 +39,12 @@ def attribute_values(opportunities: Sequence[Any], key: str) -> list[str]:
     """Per opportunity, its value of attribute ``key`` (one of :data:`ATTRIBUTES`) as text."""
     if key not in ATTRIBUTES:
         raise KeyError(key)
-    if key == "market":
-        return [o.market_id for o in opportunities]
-    return [_text(getattr(o, key)) for o in opportunities]
+    values = list(map(attrgetter("market_id" if key == "market" else key), opportunities))
+    if set(map(type, values)) <= {str}:
+        return values
+    # enumerations (kind, tier): each distinct member's text once (a member's ``value`` is a slow property)
+    texts = {key: _text(v) for key, v in dict(zip(map(id, values), values, strict=True)).items()}
+    return list(map(texts.__getitem__, map(id, values)))
 
 
 def tag_keys(opportunities: Sequence[Any]) -> set[str]:
@@ -67,9 +71,8 @@ def groups(opportunities: Sequence[Any], by: str) -> dict[str, np.ndarray]:
     several groups or to none. Raises ``KeyError`` for an unknown key."""
     found: dict[str, list[int]] = {}
     if by in ATTRIBUTES:
-        for i, value in enumerate(attribute_values(opportunities, by)):
-            found.setdefault(value, []).append(i)
-    elif by == EVERY_TAG:
+        return group_indices(attribute_values(opportunities, by))
+    if by == EVERY_TAG:
         for i, o in enumerate(opportunities):
             for t in o.tags:
                 found.setdefault(t, []).append(i)
@@ -84,6 +87,16 @@ def groups(opportunities: Sequence[Any], by: str) -> dict[str, np.ndarray]:
     return {k: np.array(v, dtype=int) for k, v in sorted(found.items())}
 
 
+def group_indices(values: Sequence[str]) -> dict[str, np.ndarray]:
+    """Group value -> sorted indices of the entries of ``values`` equal to it, groups sorted by value (what
+    :func:`groups` gives for an attribute), from one pass over the values and a stable sort of their codes."""
+    codes = {value: k for k, value in enumerate(dict.fromkeys(values))}
+    code = np.fromiter(map(codes.__getitem__, values), dtype=np.intp, count=len(values))
+    order = np.argsort(code, kind="stable")
+    parts = np.split(order, np.cumsum(np.bincount(code, minlength=len(codes)))[:-1])
+    return {value: parts[codes[value]] for value in sorted(codes)}
+
+
 def members(opportunities: Sequence[Any], group: str, deposits_only: bool = True) -> np.ndarray | None:
     """Boolean mask of the opportunities in ``key:value`` group ``group`` (deposits only unless
     ``deposits_only`` is false); ``None`` when the key is neither an attribute nor a tag key of any
@@ -96,5 +109,6 @@ def members(opportunities: Sequence[Any], group: str, deposits_only: bool = True
     else:
         return None
     if deposits_only:
-        mask &= np.array([o.kind is not Kind.hedge for o in opportunities], dtype=bool)
+        hedge = Kind.hedge
+        mask &= np.array([o.kind is not hedge for o in opportunities], dtype=bool)
     return mask

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from operator import attrgetter
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -64,7 +65,7 @@ def effective_constraints(policy: Policy, policy_opportunities: Sequence[Opportu
     if not budgets:
         constraints.insert(0, Budget())
     constraints.insert(1, LongOnly())
-    if any(not o.depositable for o in policy_opportunities):
+    if not all(map(attrgetter("depositable"), policy_opportunities)):
         constraints.insert(2, NoNewDeposits())
     labels = [c.label for c in constraints]
     dupes = sorted({x for x in labels if labels.count(x) > 1})

@@ -30,6 +30,7 @@ number (APY before and after, portfolio APY, objective) is evaluated on the exac
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
@@ -102,7 +103,7 @@ class RateImpact:
         u = self.universe
         held = np.asarray(u.w0) * u.nav
         opps = u.snapshot.opportunities
-        self._with_curve = [i for i, o in enumerate(opps) if o.rate_curve is not None]  # most books: none
+        self._with_curve = [i for i, c in enumerate(map(attrgetter("rate_curve"), opps)) if c is not None]  # most: none
         idx, curves = [], []
         for i in self._with_curve:
             curve = curve_for(opps[i], float(max(held[i], 0.0)))
