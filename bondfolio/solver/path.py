@@ -672,12 +672,16 @@ class _BlockKkt:
         self.nr = (row >= 0).sum(axis=1)
         self.rblk, self.rslot = np.empty(local.size, dtype=int), np.empty(local.size, dtype=int)
         self.rblk[self.rpos[jr, lr]], self.rslot[self.rpos[jr, lr]] = jr, lr
-        self.on = np.ones(self.P, dtype=bool)
         self.eye = np.eye(self.P)
-        self.rhs = np.zeros((self.P, coupling.size + 2))
-        # each block's columns of A (its variables, then its local rows) and their rows in its output
-        self.dst = [np.concatenate([var[j, :self.nv[j]], n + self.rpos[j, :self.nr[j]]]) for j in range(nb)]
-        self.src = [np.concatenate([np.arange(self.nv[j]), B + np.arange(self.nr[j])]) for j in range(nb)]
+        self.vmask = var >= 0
+        # the tested quantities (see the class docstring): the local rows slot by slot (slot-major:
+        # index slot * nb + block), then the coupling positions
+        self.nt = L * nb
+        self.nx, self.nP = B * nb, self.P * nb
+        rowT = row.T
+        self.rowT, self.validT = rowT, rowT >= 0
+        self.xmask = self.vmask.T.ravel()
+        self.xidx = var.T.ravel()[self.xmask]  # variables in slot-major order (the x-part's layout)
         self.updates = 0
         self.factorizations = 0
 
@@ -687,10 +691,9 @@ class _BlockKkt:
         ``s = max(1, t)`` (as :meth:`_Kkt.refactor`)."""
         self.s = s = max(1.0, float(t)) if math.isfinite(t) else 1.0
         self.W = W.copy()
-        me, n, B, P = self.me, self.n, self.B, self.P
+        me, B, P = self.me, self.B, self.P
         act_rows = np.concatenate([np.ones(me, dtype=bool), W])
         self.act = np.where(self.valid_row, act_rows[np.maximum(self.blk.row, 0)], False)  # (nb, L)
-        self.act_local = act_rows[self.local]
         cact = act_rows[self.coupling]
         # columns: equalities, then active inequalities, then the rest (each ascending)
         order = np.concatenate([np.flatnonzero(cact), np.flatnonzero(~cact)])
@@ -698,12 +701,15 @@ class _BlockKkt:
         self.col = np.empty_like(order)
         self.col[order] = np.arange(order.size)
         self.mD = int(cact.sum())
-        mc, nl = order.size, self.local.size
+        mc, nt = order.size, self.nt
         self.mc = mc
         self.CT = np.ascontiguousarray(self.C[order].T)  # (n, mc) in column order
+        nb = self.Hb.shape[0]
+        # the same in the blocks' layout, (mc, B * nb): entry [m, b * nb + j] is variable slot b of block j
+        CTb = self.CT[self.Xpad] * self.vmask[:, :, None]
+        self.CTbT = np.ascontiguousarray(CTb.transpose(2, 1, 0).reshape(mc, B * nb))
         self.bcp = self.bc[order]
         # every block's matrix with all its rows active, and as the working set has it
-        nb = self.Hb.shape[0]
         Kf = np.zeros((nb, P, P))
         Kf[:, :B, :B] = self.Hb
         Kf[:, B:, :B] = s * self.Cb
@@ -724,27 +730,35 @@ class _BlockKkt:
         self.E[:, for_l, for_l] = self.act
         self.E[:, B:, :B] = -self.Cb * ~self.act[:, :, None]
         self.bias = np.where(self.act, 0.0, self.bloc)
-        R = n + nl + mc
-        self.A = np.zeros((mc + 2, R))
         if not self._refresh_all():
             raise np.linalg.LinAlgError("a block of the KKT matrix is singular")
-        self.Sfull = s * _gram(self.CT, self.A[:mc, :n].T)
+        # S = s^2 C Q C' and g = s C x0, summed block by block
+        Mx = self.M[:, :B, :]  # (B in, B out, nb)
+        T = np.zeros((B, nb, mc))
+        for p in range(B):
+            for b in range(B):
+                T[p] += Mx[b, p][:, None] * CTb[:, b, :]
+        CTf = CTb.transpose(1, 0, 2).reshape(B * nb, mc)
+        self.Sfull = s * _gram(CTf, T.reshape(B * nb, mc))
         self.Sfull = (self.Sfull + self.Sfull.T) / 2
-        self.g = s * _gram(self.CT, self.A[mc:, :n].T)
+        self.g = s * _gram(CTf, self.F0[:, :B, :].reshape(2, B * nb).T)
         self.dI = self.delta * np.eye(mc)
-        # the tested rows (local rows, then coupling positions): weights of the two tolerances
-        self.wl = np.zeros(nl + mc)
-        self.big = np.zeros(nl + mc)
-        ineq = ~self.is_eq_local
-        self.wl[:nl] = ineq & self.act_local
-        self.big[:nl] = np.where(ineq, 0.0, 1e300)
-        self.rid = np.concatenate([self.ai_local, self.coupling[order] - me])
+        self.Ac = np.zeros((mc + 2, mc))
+        # the tested rows: weights of the two tolerances, rows never tested, their Ai indices
+        self.wl = np.zeros(nt + mc)
+        self.big = np.zeros(nt + mc)
+        self.wl[:nt] = (self.validT & (self.rowT >= me) & self.act.T).ravel()
+        self.big[:nt] = np.where(self.validT & (self.rowT >= me), 0.0, 1e300).ravel()
+        self.rid = np.concatenate([(self.rowT - me).ravel(), self.coupling[order] - me])
+        self.Fbuf = np.zeros((2, self.nP + mc))
+        self._out = self.Fbuf[:, : self.nP].reshape(2, P, nb)  # a view: the blocks' outputs
         self._coupling_rows(True)
         self.updates = 0
         self.factorizations += 1
 
     def _refresh_all(self) -> bool:
-        s, B, n, mc = self.s, self.B, self.n, self.mc
+        """Invert every block; ``M`` (B in, P out, nb) and ``F0`` (2, P out, nb) in slot-major layout."""
+        s, B = self.s, self.B
         try:
             Ki = np.linalg.inv(self.K)
         except np.linalg.LinAlgError:
@@ -752,23 +766,18 @@ class _BlockKkt:
         if not np.isfinite(Ki).all():
             return False
         self.Kinv = Ki
-        var = self.blk.var
-        on = np.concatenate([np.ones(var.shape, dtype=bool), self.act], axis=1)
-        rhs = np.zeros((var.shape[0], self.P, mc + 2))
-        rhs[:, :B, :mc] = s * self.CT[self.Xpad] * (var >= 0)[:, :, None]
-        rhs[:, :, mc:] = self.rf * on[:, :, None]
-        out = self.E @ (Ki @ rhs)
-        out[:, B:, mc] += self.bias
-        vj, vb = np.nonzero(var >= 0)
-        self.A[:, var[vj, vb]] = out[vj, vb].T
-        rj, rl = np.nonzero(self.rpos >= 0)
-        self.A[:, n + self.rpos[rj, rl]] = out[rj, B + rl].T
+        on = np.concatenate([np.ones(self.blk.var.shape, dtype=bool), self.act], axis=1)
+        EK = self.E @ Ki
+        self.M = np.ascontiguousarray((s * EK[:, :, :B]).transpose(2, 1, 0))
+        F0 = EK @ (self.rf * on[:, :, None])
+        F0[:, B:, 0] += self.bias
+        self.F0 = np.ascontiguousarray(F0.transpose(2, 1, 0))
         return True
 
     def _refresh(self, j: int, slot: int, on_: bool) -> bool:
-        """Block ``j`` with its local row ``slot`` switched on or off: invert it again and write its
-        columns of ``A`` (False if it is singular)."""
-        s, B, mc = self.s, self.B, self.mc
+        """Block ``j`` with its local row ``slot`` switched on or off: invert it again and keep its new
+        ``M`` and ``F0`` columns (``self._new``; False if it is singular)."""
+        s, B = self.s, self.B
         K, i = self.K[j], B + slot
         E = self.E[j]
         if on_:
@@ -781,35 +790,30 @@ class _BlockKkt:
         if info != 0 or not math.isfinite(float(Ki.sum())):
             return False
         self.Kinv[j] = Ki
-        nv = int(self.nv[j])
-        vrows = self.blk.var[j, :nv]
-        rhs = self.rhs
-        rhs[:nv, :mc] = self.CT[vrows]
-        rhs[:nv, :mc] *= s
-        on = self.on
-        on[B:] = self.act[j]
-        rhs[:, mc:] = self.rf[j] * on[:, None]
-        out = E @ (Ki @ rhs)
-        out[B:, mc] += self.bias[j]
-        self._out = out[self.src[j]].T
+        EK = E @ Ki
+        rf = self.rf[j].copy()
+        rf[B:] *= self.act[j][:, None]
+        F0 = EK @ rf
+        F0[B:, 0] += self.bias[j]
+        self._new = (s * EK[:, :B], F0)
         return True
 
     def _coupling_rows(self, full: bool) -> None:
-        """The coupling positions' columns of ``A``: an active row's multiplier is ``z_D`` itself, an
-        inactive row's value ``-(C x - b)`` follows from ``S`` and ``g`` (``full``: all of them,
-        else the inactive ones' entries that the current piece uses)."""
-        n, nl, mD, s, mc = self.n, self.local.size, self.mD, self.s, self.mc
-        lo = n + nl
-        A = self.A
+        """The coupling positions' entries ``Ac`` (rows: the active coupling multipliers' coefficients,
+        then the piece's u and v): an active row's multiplier is ``z_D`` itself, an inactive row's value
+        ``-(C x - b)`` follows from ``S`` and ``g`` (``full``: all of them, else the inactive ones'
+        entries that the current piece uses)."""
+        mD, s, mc, nt = self.mD, self.s, self.mc, self.nt
+        A = self.Ac
         if full:
-            A[:, lo:] = 0.0
-            A[np.arange(mD), lo + np.arange(mD)] = -1.0
+            A[:] = 0.0
+            A[np.arange(mD), np.arange(mD)] = -1.0
             pos = np.arange(mc)
-            self.wl[nl:] = (pos >= self.ceq) & (pos < mD)
-            self.big[nl:] = np.where(pos < self.ceq, 1e300, 0.0)
-        A[:mD, lo + mD:] = self.Sfull[mD:, :mD].T * (-1.0 / s)
-        A[mc, lo + mD:] = self.bcp[mD:] - self.g[mD:, 0] / s
-        A[mc + 1, lo + mD:] = self.g[mD:, 1] * (-1.0 / s)
+            self.wl[nt:] = (pos >= self.ceq) & (pos < mD)
+            self.big[nt:] = np.where(pos < self.ceq, 1e300, 0.0)
+        A[:mD, mD:] = self.Sfull[mD:, :mD].T * (-1.0 / s)
+        A[mc, mD:] = self.bcp[mD:] - self.g[mD:, 0] / s
+        A[mc + 1, mD:] = self.g[mD:, 1] * (-1.0 / s)
 
     @property
     def full(self) -> bool:
@@ -836,20 +840,20 @@ class _BlockKkt:
             self._coupling_rows(True)
             return True
         k = int(self.lpos[r])
-        self.act_local[k] = on
-        self.wl[k] = 1.0 if on else 0.0
         j, slot = int(self.rblk[k]), int(self.rslot[k])
         self.act[j, slot] = on
-        nv = int(self.nv[j])
-        cols = self.dst[j]
-        old = self.A[:, cols[:nv]]
+        self.wl[slot * self.Hb.shape[0] + j] = 1.0 if on else 0.0
+        B = self.B
+        old_m, old_f = self.M[:, :B, j].T.copy(), self.F0[:, :B, j].T.copy()  # (B out, B in), (B, 2)
         if not self._refresh(j, slot, on):
             return False
-        self.A[:, cols] = self._out
-        upd = self.CT[cols[:nv]].T @ (self._out[:, :nv].T - old.T)
-        upd *= self.s
-        self.Sfull += upd[:, : self.mc]
-        self.g += upd[:, self.mc:]
+        m, f = self._new
+        self.M[:, :, j] = m.T
+        self.F0[:, :, j] = f.T
+        ct = self.CTbT[:, j::self.Hb.shape[0]]  # (mc, B): block j's variables' coupling coefficients
+        ct_s = self.s * ct
+        self.Sfull += ct_s @ ((m[:B] - old_m) @ ct.T)
+        self.g += ct_s @ (f[:B] - old_f)
         self._coupling_rows(False)
         return True
 
@@ -858,14 +862,14 @@ class _BlockKkt:
         if a == b:
             return
         ab, ba = [a, b], [b, a]
-        self.A[ab] = self.A[ba]
+        self.CTbT[ab] = self.CTbT[ba]
         self.CT[:, ab] = self.CT[:, ba]
         self.Sfull[ab] = self.Sfull[ba]
         self.Sfull[:, ab] = self.Sfull[:, ba]
         for arr in (self.g, self.bcp, self.perm):
             arr[ab] = arr[ba]
-        nl = self.local.size
-        self.rid[[nl + a, nl + b]] = self.rid[[nl + b, nl + a]]
+        nt = self.nt
+        self.rid[[nt + a, nt + b]] = self.rid[[nt + b, nt + a]]
         self.col[self.perm[ab]] = ab
 
     # ------------------------------------------------------------------ solutions
@@ -879,42 +883,61 @@ class _BlockKkt:
         return np.asarray(z)
 
     def _piece(self) -> tuple[np.ndarray, np.ndarray]:
-        """``(F, z_D)`` of the current piece, ``F`` (2 x rows) (see the class docstring)."""
-        mD, mc = self.mD, self.mc
+        """``(F, z_D)`` of the current piece: ``F`` (2 x (P nb + mc)) the blocks' outputs slot by slot
+        (the variables' values, then the local rows'), then the coupling positions' values (see the
+        class docstring)."""
+        mD, mc, B, s = self.mD, self.mc, self.B, self.s
         rhs = self.g[:mD].copy()
-        rhs[:, 0] -= self.s * self.bcp[:mD]
+        rhs[:, 0] -= s * self.bcp[:mD]
         zD = self._zD(rhs)
-        F = self.A[mc:] - zD.T @ self.A[:mD] if mD else self.A[mc:].copy()
+        F, out, nP = self.Fbuf, self._out, self.nP
+        M = self.M
+        if mD:
+            e = (zD.T @ self.CTbT[:mD]).reshape(2, B, -1)  # the active coupling rows' pull on each variable
+            np.multiply(M[0], e[:, 0, None, :], out=out)
+            for b in range(1, B):
+                out += M[b] * e[:, b, None, :]
+            np.subtract(self.F0, out, out=out)
+            F[:, nP:] = self.Ac[mc:] - zD.T @ self.Ac[:mD]
+        else:
+            out[...] = self.F0
+            F[:, nP:] = self.Ac[mc:]
         return F, zD
 
     def event(self, t: float, direction: float, span: float) -> tuple[float, tuple[str, int] | None]:
         """As :meth:`_Kkt.event`."""
-        n = self.n
         F, _ = self._piece()
-        self._F = F
-        Fv = F[1, n:]
-        tol_x = 1e-12 * max(float(F[1, :n].max(initial=0.0)), -float(F[1, :n].min(initial=0.0)))
+        xv = F[1, : self.nx]
+        tol_x = 1e-12 * max(float(xv.max()), -float(xv.min()))
+        tested = F[:, self.nx:]
+        Fv = tested[1]
         wl = self.wl
         tol_l = 1e-12 * float((np.abs(Fv) * wl).max(initial=0.0))
-        rate = Fv if direction > 0 else -Fv
+        # candidates: rows whose value (a multiplier or minus a residual, both >= 0) falls faster
+        # than the tolerance of their kind, in the direction of travel
         thr = wl * (tol_l - tol_x)
+        if direction > 0:
+            thr += Fv
+        else:
+            thr -= Fv
         thr += self.big
-        thr += tol_x
-        thr += rate
-        cand = thr < 0
-        if not cand.any():
-            return span, None
-        ahead = np.full(rate.shape, math.inf)
-        num = Fv * t
-        num += F[0, n:]
-        np.divide(num, -rate, out=ahead, where=cand)
+        cand = thr < -tol_x
+        ahead = np.full(Fv.shape, math.inf)
+        num = Fv * (-t if direction > 0 else t)
+        if direction > 0:
+            num -= tested[0]  # -(F0 + t Fv), over Fv: the distance (F0 + t Fv) / (-rate)
+        else:
+            num += tested[0]
+        np.divide(num, Fv, out=ahead, where=cand)
         k = int(np.argmin(ahead))
         if not ahead[k] < span:
             return span, None
         return max(float(ahead[k]), 0.0), ("drop" if wl[k] else "add", int(self.rid[k]))
 
     def piece_x(self) -> np.ndarray:
-        return self._F[:, : self.n].T
+        X = np.zeros((self.n, 2))
+        X[self.xidx] = self.Fbuf[:, : self.nx][:, self.xmask].T
+        return X
 
     def active(self) -> np.ndarray:
         """The active rows (of ``Ai``), ascending (the order of :meth:`pair`'s multipliers)."""
@@ -922,13 +945,13 @@ class _BlockKkt:
 
     def _unpack(self, F: np.ndarray, zD: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(x, mu, lam)`` (t-form multipliers; ``lam`` over :meth:`active`) from ``(F, z_D)``."""
-        n, me, s = self.n, self.me, self.s
+        me, s = self.me, self.s
         z = np.zeros((me + self.W.size, 2))
-        loc = self.act_local
-        z[self.local[loc]] = F[:, n:n + self.local.size].T[loc]
+        actT = self.act.T
+        z[self.rowT[actT]] = self._out[:, self.B:, :][:, actT].T
         z[self.coupling[self.perm[: self.mD]]] = zD
         z *= s
-        return F[:, :n].T, z[:me], z[me:][self.W]
+        return self.piece_x(), z[:me], z[me:][self.W]
 
     def pair(self) -> tuple[np.ndarray, tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:
         """As :meth:`_Kkt.pair`."""
