@@ -178,14 +178,59 @@ def _canonical(program: Program) -> tuple[_Canonical, list[float]]:
             sigmas.append(float(comp.rows.upper[0]))
     if reasons:
         raise PathUnavailable("; ".join(reasons))
-    cap_ids = {id(c) for c in caps}
-    problem = cp.Problem(program.problem.objective, [c for c in program.problem.constraints if id(c) not in cap_ids])
     own = program.risk_aversion
     program.update(risk_aversion=1.0)
     try:
-        data, _chain, inverse = problem.get_problem_data(cp.CLARABEL, ignore_dpp=True)
+        data = _assembled(program, {id(c) for c in caps})
+        if data is None:
+            data = _through_cvxpy(program, {id(c) for c in caps})
     finally:
         program.update(risk_aversion=own)
+    H, c, d, A, b, me, offsets = data
+    H = sp.csc_matrix((H + H.T) / 2)
+    Ae, be, Ai, bi = A[:me], b[:me], A[me:], b[me:]
+    Ai, bi, Ae, be = _merge_opposite_rows(Ai, bi, Ae, be)
+    Ai, bi = _unit_rows(Ai, bi)
+    Ae, be = _unit_rows(Ae, be)
+    sense = -1.0 if isinstance(program.problem.objective, cp.Maximize) else 1.0
+    return _Canonical(H, c, d, sp.csr_matrix(Ae), be, sp.csr_matrix(Ai), bi, offsets, sense), sigmas
+
+
+_Data = tuple[Any, np.ndarray, float, Any, np.ndarray, int, dict[str, slice]]
+"""``(H, c, d, A, b, m_e, offsets)``: the QP with its ``m_e`` equality rows first, as Clarabel takes it."""
+
+
+def _assembled(program: Program, cap_ids: set[int]) -> _Data | None:
+    """The QP data from :func:`bondfolio.solver.direct.assemble` (Clarabel's data written from the row
+    families, no cvxpy canonicalization) without the volatility caps' rows and epigraph variable;
+    ``None`` for a program that function does not cover."""
+    from bondfolio.solver.direct import assemble
+
+    conic = assemble(program, OBJECTIVE_SCALE)
+    if conic is None:
+        return None
+    size = sum(var.size for var, _ in conic.variables)  # the epigraph variable of a cap, if any, is last
+    keep = [blk for blk in conic.blocks if blk.cone != "soc" and id(blk.constraint) not in cap_ids]
+    if any(blk.cone not in ("zero", "nonneg") for blk in keep):
+        return None
+    A = sp.csc_matrix(sp.vstack([blk.a for blk in keep], format="csc"))
+    if A[:, size:].nnz:  # a row besides the caps' uses their epigraph variable
+        return None
+    A = sp.csr_matrix(A[:, :size])
+    b = np.concatenate([blk.b for blk in keep]).astype(float)
+    me = sum(blk.b.size for blk in keep if blk.cone == "zero")
+    v = program.vars
+    starts = {var.id: start for var, start in conic.variables}
+    named = [("w", v.w), ("cash", v.cash)] + ([("margin", v.margin)] if v.has_margin else [])
+    offsets = {name: slice(starts[var.id], starts[var.id] + var.size) for name, var in named}
+    H = sp.csc_matrix(conic.P)[:size, :size]
+    return H, np.asarray(conic.q, dtype=float)[:size].copy(), 0.0, A, b, me, offsets
+
+
+def _through_cvxpy(program: Program, cap_ids: set[int]) -> _Data:
+    """The QP data from cvxpy's canonicalization of the program without its volatility caps."""
+    problem = cp.Problem(program.problem.objective, [c for c in program.problem.constraints if id(c) not in cap_ids])
+    data, _chain, inverse = problem.get_problem_data(cp.CLARABEL, ignore_dpp=True)
     dims = data["dims"]
     if dims.soc or dims.exp or dims.psd or getattr(dims, "p3d", None):
         raise PathUnavailable("a constraint other than a hard volatility cap is conic")
@@ -197,18 +242,9 @@ def _canonical(program: Program) -> tuple[_Canonical, list[float]]:
         start = var_offsets[var.id]
         offsets[name] = slice(start, start + var.size)
     H = sp.csc_matrix(data["P"]) if data.get("P") is not None else sp.csc_matrix((data["c"].size,) * 2)
-    H = sp.csc_matrix((H + H.T) / 2)
-    A = sp.csr_matrix(data["A"])
-    b = np.asarray(data["b"], dtype=float)
-    me = int(dims.zero)
-    Ae, be, Ai, bi = A[:me], b[:me], A[me:], b[me:]
-    Ai, bi, Ae, be = _merge_opposite_rows(Ai, bi, Ae, be)
-    Ai, bi = _unit_rows(Ai, bi)
-    Ae, be = _unit_rows(Ae, be)
     d = float(inverse[-1][_offset_key()]) if isinstance(inverse[-1], dict) and _offset_key() in inverse[-1] else 0.0
-    sense = -1.0 if isinstance(program.problem.objective, cp.Maximize) else 1.0
-    return _Canonical(H, np.asarray(data["c"], dtype=float), d, sp.csr_matrix(Ae), be, sp.csr_matrix(Ai), bi,
-                      offsets, sense), sigmas
+    return (H, np.asarray(data["c"], dtype=float), d, sp.csr_matrix(data["A"]), np.asarray(data["b"], dtype=float),
+            int(dims.zero), offsets)
 
 
 def _offset_key() -> str:
@@ -1000,6 +1036,7 @@ class SolutionPath:
         diag = canonical.H.diagonal()
         curved = diag[diag > 0]
         self.flat = diag <= 0
+        self.AeT, self.AiT = sp.csr_matrix(canonical.Ae.T), sp.csr_matrix(canonical.Ai.T)
         self.eps = EPS * (float(np.median(curved)) if curved.size else 1.0)
         blocks = _blocks(canonical)
         self.kkt: _Kkt | _BlockKkt = (_Kkt(canonical, self.eps * self.flat, DELTA) if blocks is None else
@@ -1180,11 +1217,12 @@ class SolutionPath:
         active, (xu, mu_u, lu), (xv, mu_v, lv) = self.kkt.pair()
         x, mu, lam = xu + t * xv, gamma * mu_u + mu_v, gamma * lu + lv
         q, kkt = self.q, self.kkt
-        Aw = q.Ai[active]
+        full = np.zeros(q.Ai.shape[0])  # the active rows' multipliers, zero elsewhere
         for _ in range(2):  # iterative refinement against the un-regularized rows
-            rx = -(gamma * (kkt.Heps @ x) + q.c + q.Ae.T @ mu + Aw.T @ lam)
+            full[active] = lam
+            rx = -(gamma * (kkt.Heps @ x) + q.c + self.AeT @ mu + self.AiT @ full)
             re = q.be - q.Ae @ x
-            ra = q.bi[active] - Aw @ x
+            ra = (q.bi - q.Ai @ x)[active]
             if max(np.abs(re).max(initial=0.0), np.abs(ra).max(initial=0.0)) < 1e-14:
                 break
             # the matrix is in the t-form (multipliers t * lam): scale the correction back
@@ -1197,7 +1235,9 @@ class SolutionPath:
         """KKT residuals of the un-regularized program at ``gamma`` (relative to the data's scale)."""
         q = self.q
         grad = gamma * (q.H @ x) + q.c
-        g = grad + q.Ae.T @ mu + q.Ai[active].T @ lam
+        full = np.zeros(q.Ai.shape[0])
+        full[active] = lam
+        g = grad + self.AeT @ mu + self.AiT @ full
         scale = 1.0 + float(np.abs(grad).max(initial=0.0))
         r = q.Ai @ x - q.bi
         primal = max(float(np.maximum(r, 0.0).max(initial=0.0)), float(np.abs(q.Ae @ x - q.be).max(initial=0.0)))
