@@ -785,8 +785,10 @@ class _BlockKkt:
         CTf = CTb.transpose(1, 0, 2).reshape(B * nb, mc)
         self.Sfull = s * _gram(CTf, T.reshape(B * nb, mc))
         self.Sfull = (self.Sfull + self.Sfull.T) / 2
+        self.Sfull[np.arange(mc), np.arange(mc)] += self.delta  # S + delta I, as the solves take it
+        # g = s C x0 less the rows' bounds (s b, on the u side): the active rows' right-hand side
         self.g = s * _gram(CTf, self.F0[:, :B, :].reshape(2, B * nb).T)
-        self.dI = self.delta * np.eye(mc)
+        self.g[:, 0] -= s * self.bcp
         self.Ac = np.zeros((mc + 2, mc))
         # the tested rows: weights of the two tolerances, rows never tested, their Ai indices
         self.wl = np.zeros(nt + mc)
@@ -797,6 +799,7 @@ class _BlockKkt:
         self.Fbuf = np.zeros((2, self.nP + mc))
         self._out = self.Fbuf[:, : self.nP].reshape(2, P, nb)  # a view: the blocks' outputs
         self._coupling_rows(True)
+        self._uses()
         self.updates = 0
         self.factorizations += 1
 
@@ -856,8 +859,7 @@ class _BlockKkt:
             self.wl[nt:] = (pos >= self.ceq) & (pos < mD)
             self.big[nt:] = np.where(pos < self.ceq, 1e300, 0.0)
         A[:mD, mD:] = self.Sfull[mD:, :mD].T * (-1.0 / s)
-        A[mc, mD:] = self.bcp[mD:] - self.g[mD:, 0] / s
-        A[mc + 1, mD:] = self.g[mD:, 1] * (-1.0 / s)
+        A[mc:, mD:] = self.g[mD:].T * (-1.0 / s)
 
     @property
     def full(self) -> bool:
@@ -882,22 +884,22 @@ class _BlockKkt:
             self._swap(int(self.col[c]), self.mD if on else self.mD - 1)
             self.mD += 1 if on else -1
             self._coupling_rows(True)
+            self._uses()
             return True
         k = int(self.lpos[r])
         j, slot = int(self.rblk[k]), int(self.rslot[k])
         self.act[j, slot] = on
         self.wl[slot * self.Hb.shape[0] + j] = 1.0 if on else 0.0
         B = self.B
-        old_m, old_f = self.M[:, :B, j].T.copy(), self.F0[:, :B, j].T.copy()  # (B out, B in), (B, 2)
         if not self._refresh(j, slot, on):
             return False
         m, f = self._new
-        self.M[:, :, j] = m.T
-        self.F0[:, :, j] = f.T
         ct = self.CTbT[:, j::self.Hb.shape[0]]  # (mc, B): block j's variables' coupling coefficients
         ct_s = self.s * ct
-        self.Sfull += ct_s @ ((m[:B] - old_m) @ ct.T)
-        self.g += ct_s @ (f[:B] - old_f)
+        self.Sfull += ct_s @ ((m[:B] - self.M[:, :B, j].T) @ ct.T)  # (B out, B in) before and after
+        self.g += ct_s @ (f[:B] - self.F0[:, :B, j].T)
+        self.M[:, :, j] = m.T
+        self.F0[:, :, j] = f.T
         self._coupling_rows(False)
         return True
 
@@ -925,9 +927,9 @@ class _BlockKkt:
         mD = self.mD
         if not mD:
             return np.zeros((0, rhs.shape[1]))
-        _, z, info = lapack.dposv(self.Sfull[:mD, :mD] + self.dI[:mD, :mD], rhs)
+        _, z, info = lapack.dposv(self.Sfull[:mD, :mD], rhs)
         if info != 0:
-            z = np.linalg.solve(self.Sfull[:mD, :mD] + self.dI[:mD, :mD], rhs)
+            z = np.linalg.solve(self.Sfull[:mD, :mD], rhs)
         return np.asarray(z)
 
     def _piece(self) -> tuple[np.ndarray, np.ndarray]:
@@ -935,9 +937,7 @@ class _BlockKkt:
         (the variables' values, then the local rows'), then the coupling positions' values (see the
         class docstring)."""
         mD, mc, B, s = self.mD, self.mc, self.B, self.s
-        rhs = self.g[:mD].copy()
-        rhs[:, 0] -= s * self.bcp[:mD]
-        zD = self._zD(rhs)
+        zD = self._zD(self.g[:mD])
         F, out, nP = self.Fbuf, self._out, self.nP
         M = self.M
         if mD:
@@ -957,14 +957,21 @@ class _BlockKkt:
         variable. A slot that few coupling rows touch (a trade size: the turnover row) takes only those."""
         mD, nb = self.mD, self.Hb.shape[0]
         e = np.empty((2, self.B, nb))
-        for b, rows in enumerate(self.slot_rows):
+        for b, used in enumerate(self._used):
             cols = self.CTbT[:, b * nb:(b + 1) * nb]
-            used = rows[rows < mD]
-            if 2 * used.size < mD:
-                e[:, b] = zD[used].T @ cols[used]
-            else:
+            if used is None:
                 e[:, b] = zD.T @ cols[:mD]
+            else:
+                e[:, b] = zD[used].T @ cols[used]
         return e
+
+    def _uses(self) -> None:
+        """Which active coupling positions each slot's pull takes (``None``: all of them, a prefix)."""
+        mD = self.mD
+        self._used: list[np.ndarray | None] = []
+        for rows in self.slot_rows:
+            used = rows[rows < mD]
+            self._used.append(used if 2 * used.size < mD else None)
 
     def event(self, t: float, direction: float, span: float) -> tuple[float, tuple[str, int] | None]:
         """As :meth:`_Kkt.event`."""
