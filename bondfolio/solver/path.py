@@ -270,9 +270,15 @@ def _merge_opposite_rows(Ai: Any, bi: np.ndarray, Ae: Any, be: np.ndarray) -> tu
     the budget's ``invested = 1``) become one equality row: otherwise both are active and dependent."""
     Ai = sp.csr_matrix(Ai)
     Ai.sort_indices()
+    # a row's mirror has the opposite projection on any fixed vector (negation is exact), so only the
+    # rows whose opposite projection and bound occur are compared exactly
+    probe = 1.0 + np.sqrt(np.arange(Ai.shape[1], dtype=float) + 2.0) % 1.0
+    keys = list(zip((Ai @ probe).tolist(), bi.tolist(), strict=True))
+    present = set(keys)
+    candidates = [i for i, (h, b) in enumerate(keys) if (-h, -b) in present]
     seen: dict[tuple[bytes, bytes, float], int] = {}
     pairs: list[tuple[int, int]] = []
-    for i in range(Ai.shape[0]):
+    for i in candidates:
         lo, hi = Ai.indptr[i], Ai.indptr[i + 1]
         cols, vals = Ai.indices[lo:hi].tobytes(), Ai.data[lo:hi]
         mirror = (cols, (-vals).tobytes(), float(-bi[i]))
