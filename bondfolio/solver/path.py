@@ -795,7 +795,6 @@ class _BlockKkt:
         # g = s C x0 less the rows' bounds (s b, on the u side): the active rows' right-hand side
         self.g = s * _gram(CTf, self.F0[:, :B, :].reshape(2, B * nb).T)
         self.g[:, 0] -= s * self.bcp
-        self.Ac = np.zeros((mc + 2, mc))
         # the tested rows: weights of the two tolerances, rows never tested, their Ai indices
         self.wl = np.zeros(nt + mc)
         self.big = np.zeros(nt + mc)
@@ -804,7 +803,7 @@ class _BlockKkt:
         self.rid = np.concatenate([(self.rowT - me).ravel(), self.coupling[order] - me])
         self.Fbuf = np.zeros((2, self.nP + mc))
         self._out = self.Fbuf[:, : self.nP].reshape(2, P, nb)  # a view: the blocks' outputs
-        self._coupling_rows(True)
+        self._coupling_rows()
         self._uses()
         self.updates = 0
         self.factorizations += 1
@@ -822,7 +821,8 @@ class _BlockKkt:
         on = np.concatenate([np.ones(self.blk.var.shape, dtype=bool), self.act], axis=1)
         EK = self.E @ Ki
         self.M = np.ascontiguousarray((s * EK[:, :, :B]).transpose(2, 1, 0))
-        F0 = EK @ (self.rf * on[:, :, None])
+        self.rfon = self.rf * on[:, :, None]  # the right-hand sides with the inactive local rows' zeroed
+        F0 = EK @ self.rfon
         F0[:, B:, 0] += self.bias
         self.F0 = np.ascontiguousarray(F0.transpose(2, 1, 0))
         return True
@@ -844,28 +844,19 @@ class _BlockKkt:
             return False
         self.Kinv[j] = Ki
         EK = E @ Ki
-        rf = self.rf[j].copy()
-        rf[B:] *= self.act[j][:, None]
-        F0 = EK @ rf
+        self.rfon[j, i] = self.rf[j, i] if on_ else 0.0
+        F0 = EK @ self.rfon[j]
         F0[B:, 0] += self.bias[j]
         self._new = (s * EK[:, :B], F0)
         return True
 
-    def _coupling_rows(self, full: bool) -> None:
-        """The coupling positions' entries ``Ac`` (rows: the active coupling multipliers' coefficients,
-        then the piece's u and v): an active row's multiplier is ``z_D`` itself, an inactive row's value
-        ``-(C x - b)`` follows from ``S`` and ``g`` (``full``: all of them, else the inactive ones'
-        entries that the current piece uses)."""
-        mD, s, mc, nt = self.mD, self.s, self.mc, self.nt
-        A = self.Ac
-        if full:
-            A[:] = 0.0
-            A[np.arange(mD), np.arange(mD)] = -1.0
-            pos = np.arange(mc)
-            self.wl[nt:] = (pos >= self.ceq) & (pos < mD)
-            self.big[nt:] = np.where(pos < self.ceq, 1e300, 0.0)
-        A[:mD, mD:] = self.Sfull[mD:, :mD].T * (-1.0 / s)
-        A[mc:, mD:] = self.g[mD:].T * (-1.0 / s)
+    def _coupling_rows(self) -> None:
+        """Which coupling positions are tested as multipliers (the active inequalities) and which not at
+        all (the equalities); see :meth:`_piece` for their values."""
+        mD, mc, nt = self.mD, self.mc, self.nt
+        pos = np.arange(mc)
+        self.wl[nt:] = (pos >= self.ceq) & (pos < mD)
+        self.big[nt:] = np.where(pos < self.ceq, 1e300, 0.0)
 
     @property
     def full(self) -> bool:
@@ -889,7 +880,7 @@ class _BlockKkt:
         if c >= 0:
             self._swap(int(self.col[c]), self.mD if on else self.mD - 1)
             self.mD += 1 if on else -1
-            self._coupling_rows(True)
+            self._coupling_rows()
             self._uses()
             return True
         k = int(self.lpos[r])
@@ -906,7 +897,6 @@ class _BlockKkt:
         self.g += ct_s @ (f[:B] - self.F0[:, :B, j].T)
         self.M[:, :, j] = m.T
         self.F0[:, :, j] = f.T
-        self._coupling_rows(False)
         return True
 
     def _swap(self, a: int, b: int) -> None:
@@ -952,10 +942,14 @@ class _BlockKkt:
             for b in range(1, B):
                 out += M[b] * e[:, b, None, :]
             np.subtract(self.F0, out, out=out)
-            F[:, nP:] = self.Ac[mc:] - zD.T @ self.Ac[:mD]
         else:
             out[...] = self.F0
-            F[:, nP:] = self.Ac[mc:]
+        # the coupling positions: an active row's multiplier is z_D itself, an inactive row's value
+        # -(C x - b) = (z_D' S_DI - g_I') / s follows from S and g
+        F[:, nP:nP + mD] = zD.T
+        F[:, nP + mD:] = zD.T @ self.Sfull[mD:, :mD].T
+        F[:, nP + mD:] -= self.g[mD:].T
+        F[:, nP + mD:] *= 1.0 / s
         return F, zD
 
     def _pull(self, zD: np.ndarray) -> np.ndarray:
