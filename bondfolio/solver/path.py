@@ -704,10 +704,6 @@ class _BlockKkt:
         self.Cb[lj, where_l[rl], self.vslot[Al.col]] = Al.data
         self.bloc = np.where(row >= 0, b[np.maximum(row, 0)], 0.0)
         self.valid_row = row >= 0
-        self.eq_b = self.valid_row & (row < me)
-        self.is_eq_local = local < me
-        self.ai_local = local - me  # Ai index of a local inequality row (negative: an equality)
-        self.b_local = b[local]
         # coupling rows, dense
         self.coupling = coupling
         self.ceq = int(np.sum(coupling < me))  # equalities come first (rows are numbered Ae's first)
@@ -715,8 +711,6 @@ class _BlockKkt:
         self.bc = b[coupling]
         self.cvals = -q.c
         self.Xpad = np.where(var >= 0, var, 0)
-        self.nv = (var >= 0).sum(axis=1)  # padding comes last in each block
-        self.nr = (row >= 0).sum(axis=1)
         self.rblk, self.rslot = np.empty(local.size, dtype=int), np.empty(local.size, dtype=int)
         self.rblk[self.rpos[jr, lr]], self.rslot[self.rpos[jr, lr]] = jr, lr
         self.eye = np.eye(self.P)
@@ -932,7 +926,7 @@ class _BlockKkt:
         """``(F, z_D)`` of the current piece: ``F`` (2 x (P nb + mc)) the blocks' outputs slot by slot
         (the variables' values, then the local rows'), then the coupling positions' values (see the
         class docstring)."""
-        mD, mc, B, s = self.mD, self.mc, self.B, self.s
+        mD, B, s = self.mD, self.B, self.s
         zD = self._zD(self.g[:mD])
         F, out, nP = self.Fbuf, self._out, self.nP
         M = self.M
@@ -1069,7 +1063,10 @@ class SolutionPath:
         diag = canonical.H.diagonal()
         curved = diag[diag > 0]
         self.flat = diag <= 0
-        self.AeT, self.AiT = sp.csr_matrix(canonical.Ae.T), sp.csr_matrix(canonical.Ai.T)
+        # every row, equalities first, and its transpose: one product each for the residuals
+        self.A = sp.csr_matrix(sp.vstack([canonical.Ae, canonical.Ai]))
+        self.AT = sp.csr_matrix(self.A.T)
+        self.b = np.concatenate([canonical.be, canonical.bi])
         self.eps = EPS * (float(np.median(curved)) if curved.size else 1.0)
         blocks = _blocks(canonical)
         self.kkt: _Kkt | _BlockKkt = (_Kkt(canonical, self.eps * self.flat, DELTA) if blocks is None else
@@ -1250,12 +1247,14 @@ class SolutionPath:
         active, (xu, mu_u, lu), (xv, mu_v, lv) = self.kkt.pair()
         x, mu, lam = xu + t * xv, gamma * mu_u + mu_v, gamma * lu + lv
         q, kkt = self.q, self.kkt
-        full = np.zeros(q.Ai.shape[0])  # the active rows' multipliers, zero elsewhere
+        me = q.Ae.shape[0]
+        y = np.zeros(self.b.size)  # the multipliers: the equalities', then the active rows', zero elsewhere
         for _ in range(2):  # iterative refinement against the un-regularized rows
-            full[active] = lam
-            rx = -(gamma * (kkt.Heps @ x) + q.c + self.AeT @ mu + self.AiT @ full)
-            re = q.be - q.Ae @ x
-            ra = (q.bi - q.Ai @ x)[active]
+            y[:me] = mu
+            y[me + active] = lam
+            rx = -(gamma * (kkt.Heps @ x) + q.c + self.AT @ y)
+            r = self.b - self.A @ x
+            re, ra = r[:me], r[me + active]
             if max(np.abs(re).max(initial=0.0), np.abs(ra).max(initial=0.0)) < 1e-14:
                 break
             # the matrix is in the t-form (multipliers t * lam): scale the correction back
@@ -1268,12 +1267,15 @@ class SolutionPath:
         """KKT residuals of the un-regularized program at ``gamma`` (relative to the data's scale)."""
         q = self.q
         grad = gamma * (q.H @ x) + q.c
-        full = np.zeros(q.Ai.shape[0])
-        full[active] = lam
-        g = grad + self.AeT @ mu + self.AiT @ full
+        me = q.Ae.shape[0]
+        y = np.zeros(self.b.size)
+        y[:me] = mu
+        y[me + active] = lam
+        g = grad + self.AT @ y
         scale = 1.0 + float(np.abs(grad).max(initial=0.0))
-        r = q.Ai @ x - q.bi
-        primal = max(float(np.maximum(r, 0.0).max(initial=0.0)), float(np.abs(q.Ae @ x - q.be).max(initial=0.0)))
+        rows = self.A @ x - self.b
+        r = rows[me:]
+        primal = max(float(np.maximum(r, 0.0).max(initial=0.0)), float(np.abs(rows[:me]).max(initial=0.0)))
         return {"stationarity": float(np.abs(g).max(initial=0.0)) / scale, "primal": primal,
                 "dual_sign": float(np.maximum(-lam, 0.0).max(initial=0.0)) / scale,
                 "complementarity": float(np.abs(lam * r[active]).max(initial=0.0)) / scale}
