@@ -88,11 +88,13 @@ MAX_BORDER = 64
 
 #: The structured backend (:class:`_BlockKkt`): blocks of at most MAX_BLOCK variables and
 #: MAX_BLOCK_ROWS local rows, at most MAX_COUPLING coupling rows, and its coupling matrices rebuilt
-#: from scratch after MAX_UPDATES changes (the low-rank updates' rounding stays below ~1e-13).
+#: from scratch after MAX_UPDATES changes (the low-rank updates' rounding stays below ~1e-13: on the
+#: benchmarks' n = 1,000 book, 4,096 updates between rebuilds leave every point's KKT residual and
+#: check as with 512).
 MAX_BLOCK = 6
 MAX_BLOCK_ROWS = 8
 MAX_COUPLING = 256
-MAX_UPDATES = 512
+MAX_UPDATES = 2048
 
 #: Regularization of the KKT matrix, relative to its scale (see the module docstring).
 EPS = 1e-10
@@ -178,14 +180,59 @@ def _canonical(program: Program) -> tuple[_Canonical, list[float]]:
             sigmas.append(float(comp.rows.upper[0]))
     if reasons:
         raise PathUnavailable("; ".join(reasons))
-    cap_ids = {id(c) for c in caps}
-    problem = cp.Problem(program.problem.objective, [c for c in program.problem.constraints if id(c) not in cap_ids])
     own = program.risk_aversion
     program.update(risk_aversion=1.0)
     try:
-        data, _chain, inverse = problem.get_problem_data(cp.CLARABEL, ignore_dpp=True)
+        data = _assembled(program, {id(c) for c in caps})
+        if data is None:
+            data = _through_cvxpy(program, {id(c) for c in caps})
     finally:
         program.update(risk_aversion=own)
+    H, c, d, A, b, me, offsets = data
+    H = sp.csc_matrix((H + H.T) / 2)
+    Ae, be, Ai, bi = A[:me], b[:me], A[me:], b[me:]
+    Ai, bi, Ae, be = _merge_opposite_rows(Ai, bi, Ae, be)
+    Ai, bi = _unit_rows(Ai, bi)
+    Ae, be = _unit_rows(Ae, be)
+    sense = -1.0 if isinstance(program.problem.objective, cp.Maximize) else 1.0
+    return _Canonical(H, c, d, sp.csr_matrix(Ae), be, sp.csr_matrix(Ai), bi, offsets, sense), sigmas
+
+
+_Data = tuple[Any, np.ndarray, float, Any, np.ndarray, int, dict[str, slice]]
+"""``(H, c, d, A, b, m_e, offsets)``: the QP with its ``m_e`` equality rows first, as Clarabel takes it."""
+
+
+def _assembled(program: Program, cap_ids: set[int]) -> _Data | None:
+    """The QP data from :func:`bondfolio.solver.direct.assemble` (Clarabel's data written from the row
+    families, no cvxpy canonicalization) without the volatility caps' rows and epigraph variable;
+    ``None`` for a program that function does not cover."""
+    from bondfolio.solver.direct import assemble
+
+    conic = assemble(program, OBJECTIVE_SCALE)
+    if conic is None:
+        return None
+    size = sum(var.size for var, _ in conic.variables)  # the epigraph variable of a cap, if any, is last
+    keep = [blk for blk in conic.blocks if blk.cone != "soc" and id(blk.constraint) not in cap_ids]
+    if any(blk.cone not in ("zero", "nonneg") for blk in keep):
+        return None
+    A = sp.csc_matrix(sp.vstack([blk.a for blk in keep], format="csc"))
+    if A[:, size:].nnz:  # a row besides the caps' uses their epigraph variable
+        return None
+    A = sp.csr_matrix(A[:, :size])
+    b = np.concatenate([blk.b for blk in keep]).astype(float)
+    me = sum(blk.b.size for blk in keep if blk.cone == "zero")
+    v = program.vars
+    starts = {var.id: start for var, start in conic.variables}
+    named = [("w", v.w), ("cash", v.cash)] + ([("margin", v.margin)] if v.has_margin else [])
+    offsets = {name: slice(starts[var.id], starts[var.id] + var.size) for name, var in named}
+    H = sp.csc_matrix(conic.P)[:size, :size]
+    return H, np.asarray(conic.q, dtype=float)[:size].copy(), 0.0, A, b, me, offsets
+
+
+def _through_cvxpy(program: Program, cap_ids: set[int]) -> _Data:
+    """The QP data from cvxpy's canonicalization of the program without its volatility caps."""
+    problem = cp.Problem(program.problem.objective, [c for c in program.problem.constraints if id(c) not in cap_ids])
+    data, _chain, inverse = problem.get_problem_data(cp.CLARABEL, ignore_dpp=True)
     dims = data["dims"]
     if dims.soc or dims.exp or dims.psd or getattr(dims, "p3d", None):
         raise PathUnavailable("a constraint other than a hard volatility cap is conic")
@@ -197,18 +244,9 @@ def _canonical(program: Program) -> tuple[_Canonical, list[float]]:
         start = var_offsets[var.id]
         offsets[name] = slice(start, start + var.size)
     H = sp.csc_matrix(data["P"]) if data.get("P") is not None else sp.csc_matrix((data["c"].size,) * 2)
-    H = sp.csc_matrix((H + H.T) / 2)
-    A = sp.csr_matrix(data["A"])
-    b = np.asarray(data["b"], dtype=float)
-    me = int(dims.zero)
-    Ae, be, Ai, bi = A[:me], b[:me], A[me:], b[me:]
-    Ai, bi, Ae, be = _merge_opposite_rows(Ai, bi, Ae, be)
-    Ai, bi = _unit_rows(Ai, bi)
-    Ae, be = _unit_rows(Ae, be)
     d = float(inverse[-1][_offset_key()]) if isinstance(inverse[-1], dict) and _offset_key() in inverse[-1] else 0.0
-    sense = -1.0 if isinstance(program.problem.objective, cp.Maximize) else 1.0
-    return _Canonical(H, np.asarray(data["c"], dtype=float), d, sp.csr_matrix(Ae), be, sp.csr_matrix(Ai), bi,
-                      offsets, sense), sigmas
+    return (H, np.asarray(data["c"], dtype=float), d, sp.csr_matrix(data["A"]), np.asarray(data["b"], dtype=float),
+            int(dims.zero), offsets)
 
 
 def _offset_key() -> str:
@@ -232,9 +270,15 @@ def _merge_opposite_rows(Ai: Any, bi: np.ndarray, Ae: Any, be: np.ndarray) -> tu
     the budget's ``invested = 1``) become one equality row: otherwise both are active and dependent."""
     Ai = sp.csr_matrix(Ai)
     Ai.sort_indices()
+    # a row's mirror has the opposite projection on any fixed vector (negation is exact), so only the
+    # rows whose opposite projection and bound occur are compared exactly
+    probe = 1.0 + np.sqrt(np.arange(Ai.shape[1], dtype=float) + 2.0) % 1.0
+    keys = list(zip((Ai @ probe).tolist(), bi.tolist(), strict=True))
+    present = set(keys)
+    candidates = [i for i, (h, b) in enumerate(keys) if (-h, -b) in present]
     seen: dict[tuple[bytes, bytes, float], int] = {}
     pairs: list[tuple[int, int]] = []
-    for i in range(Ai.shape[0]):
+    for i in candidates:
         lo, hi = Ai.indptr[i], Ai.indptr[i + 1]
         cols, vals = Ai.indices[lo:hi].tobytes(), Ai.data[lo:hi]
         mirror = (cols, (-vals).tobytes(), float(-bi[i]))
@@ -606,10 +650,13 @@ class _BlockKkt:
     ``S`` is used.
 
     For the piece ``u + t v`` the quantities the ratio and sign tests need are affine in the active
-    coupling multipliers ``z_D``: ``F = F0 - M z_D`` with one row per variable (its value) and one per
-    local row (its multiplier, scaled by ``1/s``, when active; minus its residual when not, so that
-    either must stay ``>= 0``). ``M``, ``F0``, ``s C Q C'`` and ``s C x0`` are kept up to date per
-    block, so a breakpoint costs one ``m_D`` solve and one product of ``M``'s active columns.
+    coupling multipliers ``z_D``: per block ``j``, ``F_j = F0_j - M_j e_j`` with one output per variable
+    (its value) and one per local row (its multiplier, scaled by ``1/s``, when active; minus its
+    residual when not, so that either must stay ``>= 0``), where ``e_j = C_{D,j}' z_D`` is the active
+    coupling rows' pull on the block's variables and ``M_j = s (E K_j^{-1})[:, :B]``. ``M``, ``F0``
+    (stored slot by slot, ``(B, P, nb)`` and ``(2, P, nb)``, so the products are vector operations
+    over the blocks), ``s C Q C'`` and ``s C x0`` are kept up to date per block, so a breakpoint costs
+    one ``m_D`` solve, one ``n x m_D`` product and a few operations over the blocks' outputs.
     """
 
     name = "blocks"
@@ -657,10 +704,6 @@ class _BlockKkt:
         self.Cb[lj, where_l[rl], self.vslot[Al.col]] = Al.data
         self.bloc = np.where(row >= 0, b[np.maximum(row, 0)], 0.0)
         self.valid_row = row >= 0
-        self.eq_b = self.valid_row & (row < me)
-        self.is_eq_local = local < me
-        self.ai_local = local - me  # Ai index of a local inequality row (negative: an equality)
-        self.b_local = b[local]
         # coupling rows, dense
         self.coupling = coupling
         self.ceq = int(np.sum(coupling < me))  # equalities come first (rows are numbered Ae's first)
@@ -668,16 +711,18 @@ class _BlockKkt:
         self.bc = b[coupling]
         self.cvals = -q.c
         self.Xpad = np.where(var >= 0, var, 0)
-        self.nv = (var >= 0).sum(axis=1)  # padding comes last in each block
-        self.nr = (row >= 0).sum(axis=1)
         self.rblk, self.rslot = np.empty(local.size, dtype=int), np.empty(local.size, dtype=int)
         self.rblk[self.rpos[jr, lr]], self.rslot[self.rpos[jr, lr]] = jr, lr
-        self.on = np.ones(self.P, dtype=bool)
         self.eye = np.eye(self.P)
-        self.rhs = np.zeros((self.P, coupling.size + 2))
-        # each block's columns of A (its variables, then its local rows) and their rows in its output
-        self.dst = [np.concatenate([var[j, :self.nv[j]], n + self.rpos[j, :self.nr[j]]]) for j in range(nb)]
-        self.src = [np.concatenate([np.arange(self.nv[j]), B + np.arange(self.nr[j])]) for j in range(nb)]
+        self.vmask = var >= 0
+        # the tested quantities (see the class docstring): the local rows slot by slot (slot-major:
+        # index slot * nb + block), then the coupling positions
+        self.nt = L * nb
+        self.nx, self.nP = B * nb, self.P * nb
+        rowT = row.T
+        self.rowT, self.validT = rowT, rowT >= 0
+        self.xmask = self.vmask.T.ravel()
+        self.xidx = var.T.ravel()[self.xmask]  # variables in slot-major order (the x-part's layout)
         self.updates = 0
         self.factorizations = 0
 
@@ -687,10 +732,9 @@ class _BlockKkt:
         ``s = max(1, t)`` (as :meth:`_Kkt.refactor`)."""
         self.s = s = max(1.0, float(t)) if math.isfinite(t) else 1.0
         self.W = W.copy()
-        me, n, B, P = self.me, self.n, self.B, self.P
+        me, B, P = self.me, self.B, self.P
         act_rows = np.concatenate([np.ones(me, dtype=bool), W])
         self.act = np.where(self.valid_row, act_rows[np.maximum(self.blk.row, 0)], False)  # (nb, L)
-        self.act_local = act_rows[self.local]
         cact = act_rows[self.coupling]
         # columns: equalities, then active inequalities, then the rest (each ascending)
         order = np.concatenate([np.flatnonzero(cact), np.flatnonzero(~cact)])
@@ -698,12 +742,18 @@ class _BlockKkt:
         self.col = np.empty_like(order)
         self.col[order] = np.arange(order.size)
         self.mD = int(cact.sum())
-        mc, nl = order.size, self.local.size
+        mc, nt = order.size, self.nt
         self.mc = mc
         self.CT = np.ascontiguousarray(self.C[order].T)  # (n, mc) in column order
+        nb = self.Hb.shape[0]
+        # the same in the blocks' layout, (mc, B * nb): entry [m, b * nb + j] is variable slot b of block j
+        CTb = self.CT[self.Xpad] * self.vmask[:, :, None]
+        self.CTbT = np.ascontiguousarray(CTb.transpose(2, 1, 0).reshape(mc, B * nb))
+        # the coupling positions each variable slot has coefficients in (kept up to date by _swap)
+        touched = np.abs(CTb).max(axis=0) > 0  # (B, mc)
+        self.slot_rows = [np.flatnonzero(row) for row in touched]
         self.bcp = self.bc[order]
         # every block's matrix with all its rows active, and as the working set has it
-        nb = self.Hb.shape[0]
         Kf = np.zeros((nb, P, P))
         Kf[:, :B, :B] = self.Hb
         Kf[:, B:, :B] = s * self.Cb
@@ -724,27 +774,37 @@ class _BlockKkt:
         self.E[:, for_l, for_l] = self.act
         self.E[:, B:, :B] = -self.Cb * ~self.act[:, :, None]
         self.bias = np.where(self.act, 0.0, self.bloc)
-        R = n + nl + mc
-        self.A = np.zeros((mc + 2, R))
         if not self._refresh_all():
             raise np.linalg.LinAlgError("a block of the KKT matrix is singular")
-        self.Sfull = s * _gram(self.CT, self.A[:mc, :n].T)
+        # S = s^2 C Q C' and g = s C x0, summed block by block
+        Mx = self.M[:, :B, :]  # (B in, B out, nb)
+        T = np.zeros((B, nb, mc))
+        for p in range(B):
+            for b in range(B):
+                T[p] += Mx[b, p][:, None] * CTb[:, b, :]
+        CTf = CTb.transpose(1, 0, 2).reshape(B * nb, mc)
+        self.Sfull = s * _gram(CTf, T.reshape(B * nb, mc))
         self.Sfull = (self.Sfull + self.Sfull.T) / 2
-        self.g = s * _gram(self.CT, self.A[mc:, :n].T)
-        self.dI = self.delta * np.eye(mc)
-        # the tested rows (local rows, then coupling positions): weights of the two tolerances
-        self.wl = np.zeros(nl + mc)
-        self.big = np.zeros(nl + mc)
-        ineq = ~self.is_eq_local
-        self.wl[:nl] = ineq & self.act_local
-        self.big[:nl] = np.where(ineq, 0.0, 1e300)
-        self.rid = np.concatenate([self.ai_local, self.coupling[order] - me])
-        self._coupling_rows(True)
+        self.Sfull[np.arange(mc), np.arange(mc)] += self.delta  # S + delta I, as the solves take it
+        # g = s C x0 less the rows' bounds (s b, on the u side): the active rows' right-hand side
+        self.g = s * _gram(CTf, self.F0[:, :B, :].reshape(2, B * nb).T)
+        self.g[:, 0] -= s * self.bcp
+        # the tested rows: weights of the two tolerances, rows never tested, their Ai indices
+        self.wl = np.zeros(nt + mc)
+        self.big = np.zeros(nt + mc)
+        self.wl[:nt] = (self.validT & (self.rowT >= me) & self.act.T).ravel()
+        self.big[:nt] = np.where(self.validT & (self.rowT >= me), 0.0, 1e300).ravel()
+        self.rid = np.concatenate([(self.rowT - me).ravel(), self.coupling[order] - me])
+        self.Fbuf = np.zeros((2, self.nP + mc))
+        self._out = self.Fbuf[:, : self.nP].reshape(2, P, nb)  # a view: the blocks' outputs
+        self._coupling_rows()
+        self._uses()
         self.updates = 0
         self.factorizations += 1
 
     def _refresh_all(self) -> bool:
-        s, B, n, mc = self.s, self.B, self.n, self.mc
+        """Invert every block; ``M`` (B in, P out, nb) and ``F0`` (2, P out, nb) in slot-major layout."""
+        s, B = self.s, self.B
         try:
             Ki = np.linalg.inv(self.K)
         except np.linalg.LinAlgError:
@@ -752,23 +812,19 @@ class _BlockKkt:
         if not np.isfinite(Ki).all():
             return False
         self.Kinv = Ki
-        var = self.blk.var
-        on = np.concatenate([np.ones(var.shape, dtype=bool), self.act], axis=1)
-        rhs = np.zeros((var.shape[0], self.P, mc + 2))
-        rhs[:, :B, :mc] = s * self.CT[self.Xpad] * (var >= 0)[:, :, None]
-        rhs[:, :, mc:] = self.rf * on[:, :, None]
-        out = self.E @ (Ki @ rhs)
-        out[:, B:, mc] += self.bias
-        vj, vb = np.nonzero(var >= 0)
-        self.A[:, var[vj, vb]] = out[vj, vb].T
-        rj, rl = np.nonzero(self.rpos >= 0)
-        self.A[:, n + self.rpos[rj, rl]] = out[rj, B + rl].T
+        on = np.concatenate([np.ones(self.blk.var.shape, dtype=bool), self.act], axis=1)
+        EK = self.E @ Ki
+        self.M = np.ascontiguousarray((s * EK[:, :, :B]).transpose(2, 1, 0))
+        self.rfon = self.rf * on[:, :, None]  # the right-hand sides with the inactive local rows' zeroed
+        F0 = EK @ self.rfon
+        F0[:, B:, 0] += self.bias
+        self.F0 = np.ascontiguousarray(F0.transpose(2, 1, 0))
         return True
 
     def _refresh(self, j: int, slot: int, on_: bool) -> bool:
-        """Block ``j`` with its local row ``slot`` switched on or off: invert it again and write its
-        columns of ``A`` (False if it is singular)."""
-        s, B, mc = self.s, self.B, self.mc
+        """Block ``j`` with its local row ``slot`` switched on or off: invert it again and keep its new
+        ``M`` and ``F0`` columns (``self._new``; False if it is singular)."""
+        s, B = self.s, self.B
         K, i = self.K[j], B + slot
         E = self.E[j]
         if on_:
@@ -781,35 +837,20 @@ class _BlockKkt:
         if info != 0 or not math.isfinite(float(Ki.sum())):
             return False
         self.Kinv[j] = Ki
-        nv = int(self.nv[j])
-        vrows = self.blk.var[j, :nv]
-        rhs = self.rhs
-        rhs[:nv, :mc] = self.CT[vrows]
-        rhs[:nv, :mc] *= s
-        on = self.on
-        on[B:] = self.act[j]
-        rhs[:, mc:] = self.rf[j] * on[:, None]
-        out = E @ (Ki @ rhs)
-        out[B:, mc] += self.bias[j]
-        self._out = out[self.src[j]].T
+        EK = E @ Ki
+        self.rfon[j, i] = self.rf[j, i] if on_ else 0.0
+        F0 = EK @ self.rfon[j]
+        F0[B:, 0] += self.bias[j]
+        self._new = (s * EK[:, :B], F0)
         return True
 
-    def _coupling_rows(self, full: bool) -> None:
-        """The coupling positions' columns of ``A``: an active row's multiplier is ``z_D`` itself, an
-        inactive row's value ``-(C x - b)`` follows from ``S`` and ``g`` (``full``: all of them,
-        else the inactive ones' entries that the current piece uses)."""
-        n, nl, mD, s, mc = self.n, self.local.size, self.mD, self.s, self.mc
-        lo = n + nl
-        A = self.A
-        if full:
-            A[:, lo:] = 0.0
-            A[np.arange(mD), lo + np.arange(mD)] = -1.0
-            pos = np.arange(mc)
-            self.wl[nl:] = (pos >= self.ceq) & (pos < mD)
-            self.big[nl:] = np.where(pos < self.ceq, 1e300, 0.0)
-        A[:mD, lo + mD:] = self.Sfull[mD:, :mD].T * (-1.0 / s)
-        A[mc, lo + mD:] = self.bcp[mD:] - self.g[mD:, 0] / s
-        A[mc + 1, lo + mD:] = self.g[mD:, 1] * (-1.0 / s)
+    def _coupling_rows(self) -> None:
+        """Which coupling positions are tested as multipliers (the active inequalities) and which not at
+        all (the equalities); see :meth:`_piece` for their values."""
+        mD, mc, nt = self.mD, self.mc, self.nt
+        pos = np.arange(mc)
+        self.wl[nt:] = (pos >= self.ceq) & (pos < mD)
+        self.big[nt:] = np.where(pos < self.ceq, 1e300, 0.0)
 
     @property
     def full(self) -> bool:
@@ -833,24 +874,23 @@ class _BlockKkt:
         if c >= 0:
             self._swap(int(self.col[c]), self.mD if on else self.mD - 1)
             self.mD += 1 if on else -1
-            self._coupling_rows(True)
+            self._coupling_rows()
+            self._uses()
             return True
         k = int(self.lpos[r])
-        self.act_local[k] = on
-        self.wl[k] = 1.0 if on else 0.0
         j, slot = int(self.rblk[k]), int(self.rslot[k])
         self.act[j, slot] = on
-        nv = int(self.nv[j])
-        cols = self.dst[j]
-        old = self.A[:, cols[:nv]]
+        self.wl[slot * self.Hb.shape[0] + j] = 1.0 if on else 0.0
+        B = self.B
         if not self._refresh(j, slot, on):
             return False
-        self.A[:, cols] = self._out
-        upd = self.CT[cols[:nv]].T @ (self._out[:, :nv].T - old.T)
-        upd *= self.s
-        self.Sfull += upd[:, : self.mc]
-        self.g += upd[:, self.mc:]
-        self._coupling_rows(False)
+        m, f = self._new
+        ct = self.CTbT[:, j::self.Hb.shape[0]]  # (mc, B): block j's variables' coupling coefficients
+        ct_s = self.s * ct
+        self.Sfull += ct_s @ ((m[:B] - self.M[:, :B, j].T) @ ct.T)  # (B out, B in) before and after
+        self.g += ct_s @ (f[:B] - self.F0[:, :B, j].T)
+        self.M[:, :, j] = m.T
+        self.F0[:, :, j] = f.T
         return True
 
     def _swap(self, a: int, b: int) -> None:
@@ -858,63 +898,109 @@ class _BlockKkt:
         if a == b:
             return
         ab, ba = [a, b], [b, a]
-        self.A[ab] = self.A[ba]
+        self.CTbT[ab] = self.CTbT[ba]
         self.CT[:, ab] = self.CT[:, ba]
         self.Sfull[ab] = self.Sfull[ba]
         self.Sfull[:, ab] = self.Sfull[:, ba]
         for arr in (self.g, self.bcp, self.perm):
             arr[ab] = arr[ba]
-        nl = self.local.size
-        self.rid[[nl + a, nl + b]] = self.rid[[nl + b, nl + a]]
+        nt = self.nt
+        self.rid[[nt + a, nt + b]] = self.rid[[nt + b, nt + a]]
         self.col[self.perm[ab]] = ab
+        for i, rows in enumerate(self.slot_rows):
+            moved = rows.copy()
+            moved[rows == a], moved[rows == b] = b, a
+            self.slot_rows[i] = np.sort(moved)
 
     # ------------------------------------------------------------------ solutions
     def _zD(self, rhs: np.ndarray) -> np.ndarray:
         mD = self.mD
         if not mD:
             return np.zeros((0, rhs.shape[1]))
-        _, z, info = lapack.dposv(self.Sfull[:mD, :mD] + self.dI[:mD, :mD], rhs)
+        _, z, info = lapack.dposv(self.Sfull[:mD, :mD], rhs)
         if info != 0:
-            z = np.linalg.solve(self.Sfull[:mD, :mD] + self.dI[:mD, :mD], rhs)
+            z = np.linalg.solve(self.Sfull[:mD, :mD], rhs)
         return np.asarray(z)
 
     def _piece(self) -> tuple[np.ndarray, np.ndarray]:
-        """``(F, z_D)`` of the current piece, ``F`` (2 x rows) (see the class docstring)."""
-        mD, mc = self.mD, self.mc
-        rhs = self.g[:mD].copy()
-        rhs[:, 0] -= self.s * self.bcp[:mD]
-        zD = self._zD(rhs)
-        F = self.A[mc:] - zD.T @ self.A[:mD] if mD else self.A[mc:].copy()
+        """``(F, z_D)`` of the current piece: ``F`` (2 x (P nb + mc)) the blocks' outputs slot by slot
+        (the variables' values, then the local rows'), then the coupling positions' values (see the
+        class docstring)."""
+        mD, B, s = self.mD, self.B, self.s
+        zD = self._zD(self.g[:mD])
+        F, out, nP = self.Fbuf, self._out, self.nP
+        M = self.M
+        if mD:
+            e = self._pull(zD)
+            np.multiply(M[0], e[:, 0, None, :], out=out)
+            for b in range(1, B):
+                out += M[b] * e[:, b, None, :]
+            np.subtract(self.F0, out, out=out)
+        else:
+            out[...] = self.F0
+        # the coupling positions: an active row's multiplier is z_D itself, an inactive row's value
+        # -(C x - b) = (z_D' S_DI - g_I') / s follows from S and g
+        F[:, nP:nP + mD] = zD.T
+        F[:, nP + mD:] = zD.T @ self.Sfull[mD:, :mD].T
+        F[:, nP + mD:] -= self.g[mD:].T
+        F[:, nP + mD:] *= 1.0 / s
         return F, zD
+
+    def _pull(self, zD: np.ndarray) -> np.ndarray:
+        """``C_D' z_D`` in the blocks' layout, ``(2, B, nb)``: the active coupling rows' pull on each
+        variable. A slot that few coupling rows touch (a trade size: the turnover row) takes only those."""
+        mD, nb = self.mD, self.Hb.shape[0]
+        e = np.empty((2, self.B, nb))
+        for b, used in enumerate(self._used):
+            cols = self.CTbT[:, b * nb:(b + 1) * nb]
+            if used is None:
+                e[:, b] = zD.T @ cols[:mD]
+            else:
+                e[:, b] = zD[used].T @ cols[used]
+        return e
+
+    def _uses(self) -> None:
+        """Which active coupling positions each slot's pull takes (``None``: all of them, a prefix)."""
+        mD = self.mD
+        self._used: list[np.ndarray | None] = []
+        for rows in self.slot_rows:
+            used = rows[rows < mD]
+            self._used.append(used if 2 * used.size < mD else None)
 
     def event(self, t: float, direction: float, span: float) -> tuple[float, tuple[str, int] | None]:
         """As :meth:`_Kkt.event`."""
-        n = self.n
         F, _ = self._piece()
-        self._F = F
-        Fv = F[1, n:]
-        tol_x = 1e-12 * max(float(F[1, :n].max(initial=0.0)), -float(F[1, :n].min(initial=0.0)))
+        xv = F[1, : self.nx]
+        tol_x = 1e-12 * max(float(xv.max()), -float(xv.min()))
+        tested = F[:, self.nx:]
+        Fv = tested[1]
         wl = self.wl
         tol_l = 1e-12 * float((np.abs(Fv) * wl).max(initial=0.0))
-        rate = Fv if direction > 0 else -Fv
+        # candidates: rows whose value (a multiplier or minus a residual, both >= 0) falls faster
+        # than the tolerance of their kind, in the direction of travel
         thr = wl * (tol_l - tol_x)
+        if direction > 0:
+            thr += Fv
+        else:
+            thr -= Fv
         thr += self.big
-        thr += tol_x
-        thr += rate
-        cand = thr < 0
-        if not cand.any():
-            return span, None
-        ahead = np.full(rate.shape, math.inf)
-        num = Fv * t
-        num += F[0, n:]
-        np.divide(num, -rate, out=ahead, where=cand)
+        cand = thr < -tol_x
+        ahead = np.full(Fv.shape, math.inf)
+        num = Fv * (-t if direction > 0 else t)
+        if direction > 0:
+            num -= tested[0]  # -(F0 + t Fv), over Fv: the distance (F0 + t Fv) / (-rate)
+        else:
+            num += tested[0]
+        np.divide(num, Fv, out=ahead, where=cand)
         k = int(np.argmin(ahead))
         if not ahead[k] < span:
             return span, None
         return max(float(ahead[k]), 0.0), ("drop" if wl[k] else "add", int(self.rid[k]))
 
     def piece_x(self) -> np.ndarray:
-        return self._F[:, : self.n].T
+        X = np.zeros((self.n, 2))
+        X[self.xidx] = self.Fbuf[:, : self.nx][:, self.xmask].T
+        return X
 
     def active(self) -> np.ndarray:
         """The active rows (of ``Ai``), ascending (the order of :meth:`pair`'s multipliers)."""
@@ -922,13 +1008,13 @@ class _BlockKkt:
 
     def _unpack(self, F: np.ndarray, zD: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(x, mu, lam)`` (t-form multipliers; ``lam`` over :meth:`active`) from ``(F, z_D)``."""
-        n, me, s = self.n, self.me, self.s
+        me, s = self.me, self.s
         z = np.zeros((me + self.W.size, 2))
-        loc = self.act_local
-        z[self.local[loc]] = F[:, n:n + self.local.size].T[loc]
+        actT = self.act.T
+        z[self.rowT[actT]] = self._out[:, self.B:, :][:, actT].T
         z[self.coupling[self.perm[: self.mD]]] = zD
         z *= s
-        return F[:, :n].T, z[:me], z[me:][self.W]
+        return self.piece_x(), z[:me], z[me:][self.W]
 
     def pair(self) -> tuple[np.ndarray, tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:
         """As :meth:`_Kkt.pair`."""
@@ -977,6 +1063,10 @@ class SolutionPath:
         diag = canonical.H.diagonal()
         curved = diag[diag > 0]
         self.flat = diag <= 0
+        # every row, equalities first, and its transpose: one product each for the residuals
+        self.A = sp.csr_matrix(sp.vstack([canonical.Ae, canonical.Ai]))
+        self.AT = sp.csr_matrix(self.A.T)
+        self.b = np.concatenate([canonical.be, canonical.bi])
         self.eps = EPS * (float(np.median(curved)) if curved.size else 1.0)
         blocks = _blocks(canonical)
         self.kkt: _Kkt | _BlockKkt = (_Kkt(canonical, self.eps * self.flat, DELTA) if blocks is None else
@@ -1157,11 +1247,14 @@ class SolutionPath:
         active, (xu, mu_u, lu), (xv, mu_v, lv) = self.kkt.pair()
         x, mu, lam = xu + t * xv, gamma * mu_u + mu_v, gamma * lu + lv
         q, kkt = self.q, self.kkt
-        Aw = q.Ai[active]
+        me = q.Ae.shape[0]
+        y = np.zeros(self.b.size)  # the multipliers: the equalities', then the active rows', zero elsewhere
         for _ in range(2):  # iterative refinement against the un-regularized rows
-            rx = -(gamma * (kkt.Heps @ x) + q.c + q.Ae.T @ mu + Aw.T @ lam)
-            re = q.be - q.Ae @ x
-            ra = q.bi[active] - Aw @ x
+            y[:me] = mu
+            y[me + active] = lam
+            rx = -(gamma * (kkt.Heps @ x) + q.c + self.AT @ y)
+            r = self.b - self.A @ x
+            re, ra = r[:me], r[me + active]
             if max(np.abs(re).max(initial=0.0), np.abs(ra).max(initial=0.0)) < 1e-14:
                 break
             # the matrix is in the t-form (multipliers t * lam): scale the correction back
@@ -1174,10 +1267,15 @@ class SolutionPath:
         """KKT residuals of the un-regularized program at ``gamma`` (relative to the data's scale)."""
         q = self.q
         grad = gamma * (q.H @ x) + q.c
-        g = grad + q.Ae.T @ mu + q.Ai[active].T @ lam
+        me = q.Ae.shape[0]
+        y = np.zeros(self.b.size)
+        y[:me] = mu
+        y[me + active] = lam
+        g = grad + self.AT @ y
         scale = 1.0 + float(np.abs(grad).max(initial=0.0))
-        r = q.Ai @ x - q.bi
-        primal = max(float(np.maximum(r, 0.0).max(initial=0.0)), float(np.abs(q.Ae @ x - q.be).max(initial=0.0)))
+        rows = self.A @ x - self.b
+        r = rows[me:]
+        primal = max(float(np.maximum(r, 0.0).max(initial=0.0)), float(np.abs(rows[:me]).max(initial=0.0)))
         return {"stationarity": float(np.abs(g).max(initial=0.0)) / scale, "primal": primal,
                 "dual_sign": float(np.maximum(-lam, 0.0).max(initial=0.0)) / scale,
                 "complementarity": float(np.abs(lam * r[active]).max(initial=0.0)) / scale}
