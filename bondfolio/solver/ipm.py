@@ -10,7 +10,7 @@ curvature is diagonal too; ``Q`` is the volatility cap ``|y|^2 + |s * w|^2 <= si
 ``sigma^2``, if the policy has one). Its rows split into *local* rows, each on one small block of
 variables (a weight and its trade size: the bounds and the two kink rows), and a few dozen *coupling*
 rows (factor definitions, budget, groups, duration, liquidity, turnover, the volatility cap); the
-split is :func:`bondfolio.solver.path._blocks`, the one the solution path uses.
+split is :func:`bondfolio.solver.blocks.block_structure`, the one the solution path uses.
 
 Each iteration is a Mehrotra predictor-corrector step on the KKT conditions
 
@@ -157,14 +157,15 @@ class Structure:
     def of(cls, P: np.ndarray, q: np.ndarray, E: Any, f: np.ndarray, G: Any, h: np.ndarray,
            Q: np.ndarray | None) -> Structure | None:
         """The structure of a program, or None when it has none this solver is written for: blocks of
-        more than two variables, or more coupling rows than :data:`bondfolio.solver.path.MAX_COUPLING`
-        (the split is :func:`bondfolio.solver.path._blocks`; the cap is a coupling row)."""
-        from bondfolio.solver.path import _blocks
+        more than two variables, or more coupling rows than :data:`bondfolio.solver.blocks.MAX_COUPLING`
+        (the split is :func:`bondfolio.solver.blocks.block_structure`; the cap is a coupling row)."""
+        from bondfolio.solver.blocks import MAX_COUPLING, block_structure, opposite_pairs
 
         E, G = sp.csr_array(E), sp.csr_array(G)
         G.sort_indices()
         given_e, given_g = E.shape[0], G.shape[0]
-        merged = _opposite_rows(G, h)
+        # opposite pairs among the rows of more than two entries (coupling rows; a pair within a block is harmless)
+        merged = np.array(opposite_pairs(G, h, np.flatnonzero(np.diff(G.indptr) > 2)), dtype=int).reshape(-1, 2)
         kept = np.arange(given_g)
         if merged.size:
             drop = np.zeros(given_g, dtype=bool)
@@ -174,7 +175,7 @@ class Structure:
             f = np.concatenate([f, h[merged[:, 0]]])
             G, h = G[kept], h[kept]
         n, mE, mG = q.size, E.shape[0], G.shape[0]
-        blocks = _blocks(_RowsView(sp.diags_array(np.asarray(P, float)).tocsc(), E, G))  # type: ignore[arg-type]
+        blocks = block_structure(sp.diags_array(np.asarray(P, float)).tocsc(), E, G)
         if blocks is None or blocks.var.shape[1] > 2:
             return None
         var = blocks.var
@@ -199,8 +200,6 @@ class Structure:
         coupling_g = np.flatnonzero(~is_local)
         cap = Q is not None
         coupling = np.concatenate([coupling_g, [mG] if cap else [], mG + cap + np.arange(mE)]).astype(int)
-        from bondfolio.solver.path import MAX_COUPLING
-
         if coupling.size > MAX_COUPLING:
             return None
         parts = [G[coupling_g].toarray()]
@@ -260,15 +259,6 @@ class Structure:
         t0 = np.bincount(self.lblk, self.la0 * yl, self.nb) + self.C0 @ yk
         t1 = np.bincount(self.lblk, self.la1 * yl, self.nb) + self.C1c @ yk[self.c1]
         return t0, t1
-
-
-@dataclass
-class _RowsView:
-    """What :func:`bondfolio.solver.path._blocks` reads of a program: its curvature and rows."""
-
-    H: Any
-    Ae: Any
-    Ai: Any
 
 
 @dataclass
@@ -410,23 +400,6 @@ def _regularized_cholesky(S: np.ndarray, equality: np.ndarray) -> Any:
                 raise np.linalg.LinAlgError("the coupling rows' Schur complement is not positive definite") from None
             S[np.diag_indices_from(S)] += delta * own
             delta *= 100
-
-
-def _opposite_rows(G: Any, h: np.ndarray) -> np.ndarray:
-    """Pairs ``(i, j)`` of rows of ``G`` (csr, sorted indices) with ``G_j = -G_i`` and ``h_j = -h_i``,
-    among the rows with more than two entries (coupling rows; a pair within a block is harmless)."""
-    nnz = np.diff(G.indptr)
-    seen: dict[tuple[bytes, bytes, float], int] = {}
-    pairs: list[tuple[int, int]] = []
-    for i in np.flatnonzero(nnz > 2):
-        lo, hi = G.indptr[i], G.indptr[i + 1]
-        cols, vals = G.indices[lo:hi].tobytes(), G.data[lo:hi]
-        mirror = (cols, (-vals).tobytes(), float(-h[i]))
-        if mirror in seen:
-            pairs.append((seen.pop(mirror), int(i)))
-        else:
-            seen[(cols, vals.tobytes(), float(h[i]))] = int(i)
-    return np.array(pairs, dtype=int).reshape(-1, 2)
 
 
 def _max_step(v: np.ndarray, dv: np.ndarray) -> float:

@@ -63,6 +63,7 @@ from bondfolio._lazy import lazy_module
 from bondfolio.constraints.risk import MaxVolatility
 from bondfolio.constraints.variables import Point
 from bondfolio.errors import SolverError
+from bondfolio.solver.blocks import Blocks, block_structure, merge_opposite_rows
 from bondfolio.solver.solve import OBJECTIVE_SCALE
 
 if TYPE_CHECKING:
@@ -86,14 +87,12 @@ METHOD = "PATH"
 #: Changes of the working set absorbed as borders before the base KKT matrix is refactored.
 MAX_BORDER = 64
 
-#: The structured backend (:class:`_BlockKkt`): blocks of at most MAX_BLOCK variables and
-#: MAX_BLOCK_ROWS local rows, at most MAX_COUPLING coupling rows, and its coupling matrices rebuilt
+#: The structured backend (:class:`_BlockKkt`): blocks of :mod:`bondfolio.solver.blocks` (at most
+#: MAX_BLOCK variables and MAX_BLOCK_ROWS local rows, at most MAX_COUPLING coupling rows), and its
+#: coupling matrices rebuilt
 #: from scratch after MAX_UPDATES changes (the low-rank updates' rounding stays below ~1e-13: on the
 #: benchmarks' n = 1,000 book, 4,096 updates between rebuilds leave every point's KKT residual and
 #: check as with 512).
-MAX_BLOCK = 6
-MAX_BLOCK_ROWS = 8
-MAX_COUPLING = 256
 MAX_UPDATES = 2048
 
 #: Regularization of the KKT matrix, relative to its scale (see the module docstring).
@@ -191,7 +190,7 @@ def _canonical(program: Program) -> tuple[_Canonical, list[float]]:
     H, c, d, A, b, me, offsets = data
     H = sp.csc_matrix((H + H.T) / 2)
     Ae, be, Ai, bi = A[:me], b[:me], A[me:], b[me:]
-    Ai, bi, Ae, be = _merge_opposite_rows(Ai, bi, Ae, be)
+    Ai, bi, Ae, be = merge_opposite_rows(Ai, bi, Ae, be)
     Ai, bi = _unit_rows(Ai, bi)
     Ae, be = _unit_rows(Ae, be)
     sense = -1.0 if isinstance(program.problem.objective, cp.Maximize) else 1.0
@@ -263,38 +262,6 @@ def _unit_rows(A: Any, b: np.ndarray) -> tuple[Any, np.ndarray]:
     scale[scale == 0] = 1.0
     inv = sp.diags(1.0 / scale)
     return sp.csr_matrix(inv @ A), b / scale
-
-
-def _merge_opposite_rows(Ai: Any, bi: np.ndarray, Ae: Any, be: np.ndarray) -> tuple[Any, np.ndarray, Any, np.ndarray]:
-    """Pairs of inequality rows ``a x <= b`` and ``-a x <= -b`` (a two-sided row with equal bounds, e.g.
-    the budget's ``invested = 1``) become one equality row: otherwise both are active and dependent."""
-    Ai = sp.csr_matrix(Ai)
-    Ai.sort_indices()
-    # a row's mirror has the opposite projection on any fixed vector (negation is exact), so only the
-    # rows whose opposite projection and bound occur are compared exactly
-    probe = 1.0 + np.sqrt(np.arange(Ai.shape[1], dtype=float) + 2.0) % 1.0
-    keys = list(zip((Ai @ probe).tolist(), bi.tolist(), strict=True))
-    present = set(keys)
-    candidates = [i for i, (h, b) in enumerate(keys) if (-h, -b) in present]
-    seen: dict[tuple[bytes, bytes, float], int] = {}
-    pairs: list[tuple[int, int]] = []
-    for i in candidates:
-        lo, hi = Ai.indptr[i], Ai.indptr[i + 1]
-        cols, vals = Ai.indices[lo:hi].tobytes(), Ai.data[lo:hi]
-        mirror = (cols, (-vals).tobytes(), float(-bi[i]))
-        if mirror in seen:
-            pairs.append((seen.pop(mirror), i))
-        else:
-            seen[(cols, vals.tobytes(), float(bi[i]))] = i
-    if not pairs:
-        return Ai, bi, Ae, be
-    first = [i for i, _ in pairs]
-    drop = np.zeros(Ai.shape[0], dtype=bool)
-    drop[[i for pair in pairs for i in pair]] = True
-    Ae = sp.vstack([Ae, Ai[first]]).tocsr()
-    be = np.concatenate([be, bi[first]])
-    keep = np.flatnonzero(~drop)
-    return Ai[keep], bi[keep], Ae, be
 
 
 class _Factor:
@@ -535,105 +502,12 @@ class _Kkt:
         return z[: self.n], self.s * z[self.n:self.n + self.me], self.multipliers(z, omega)
 
 
-@dataclass
-class _Blocks:
-    """A split of the rows into *local* rows, each within one small group of variables (a block:
-    a weight with its trade-size variable, its bounds and kink rows), and *coupling* rows (the rest:
-    budget, factor definitions, group, duration and liquidity rows). Rows are numbered Ae's first,
-    then Ai's."""
-
-    var: np.ndarray
-    """(blocks, B): each block's variables, -1 padding."""
-    row: np.ndarray
-    """(blocks, L): each block's local rows, -1 padding."""
-    coupling: np.ndarray
-    """The coupling rows, ascending."""
-
-
-def _blocks(q: _Canonical) -> _Blocks | None:
-    """The block structure of ``q`` (see :class:`_Blocks`), or None when it has none worth using:
-    ``H`` couples more than :data:`MAX_BLOCK` variables, or more than :data:`MAX_COUPLING` rows
-    would be coupling rows. Local rows are taken smallest first while every block stays within
-    :data:`MAX_BLOCK` variables and :data:`MAX_BLOCK_ROWS` rows."""
-    import scipy.sparse.csgraph as csgraph
-
-    n = q.H.shape[0]
-    A = sp.vstack([q.Ae, q.Ai]).tocsr()
-    m = A.shape[0]
-    Hoff = sp.triu(q.H, k=1).tocoo()
-    Hoff = sp.coo_matrix((Hoff.data[Hoff.data != 0], (Hoff.row[Hoff.data != 0], Hoff.col[Hoff.data != 0])),
-                         shape=(n, n))
-    if Hoff.nnz > MAX_BLOCK * n:
-        return None
-    nnz = np.diff(A.indptr)
-    small = np.flatnonzero((nnz >= 1) & (nnz <= MAX_BLOCK))
-    # the fast case: every small row local (components of H's and those rows' graph all small)
-    first = A.indices[A.indptr[small]]
-    Ac = A[small].tocoo()
-    edges = sp.coo_matrix((np.ones(Ac.nnz), (Ac.col, first[Ac.row])), shape=(n, n))
-    graph = (edges + Hoff + sp.eye(n)).tocsr()
-    _, label = csgraph.connected_components(graph, directed=False)
-    sizes = np.bincount(label)
-    rows_per = np.bincount(label[first], minlength=sizes.size)
-    if sizes.max(initial=0) <= MAX_BLOCK and rows_per.max(initial=0) <= MAX_BLOCK_ROWS:
-        local = small
-    else:  # greedy: a row is local while its union stays small
-        _, label = csgraph.connected_components((Hoff + sp.eye(n)).tocsr(), directed=False)
-        parent = np.arange(label.max() + 1)
-        size = np.bincount(label)
-        count = np.zeros(parent.size, dtype=int)
-
-        def find(i: int) -> int:
-            while parent[i] != i:
-                parent[i] = parent[parent[i]]
-                i = parent[i]
-            return int(i)
-
-        if size.max(initial=0) > MAX_BLOCK:
-            return None
-        keep = []
-        for r in small[np.argsort(nnz[small], kind="stable")]:
-            roots = {find(int(label[c])) for c in A.indices[A.indptr[r]:A.indptr[r + 1]]}
-            if sum(int(size[x]) for x in roots) > MAX_BLOCK or sum(int(count[x]) for x in roots) >= MAX_BLOCK_ROWS:
-                continue
-            top = roots.pop()
-            for x in roots:
-                parent[x] = top
-                size[top] += size[x]
-                count[top] += count[x]
-            count[top] += 1
-            keep.append(r)
-        local = np.sort(np.asarray(keep, dtype=int))
-        label = np.array([find(int(x)) for x in label])
-        first = A.indices[A.indptr[local]]
-    is_local = np.zeros(m, dtype=bool)
-    is_local[local] = True
-    coupling = np.flatnonzero(~is_local & (nnz > 0))
-    if coupling.size > MAX_COUPLING:
-        return None
-    _, comp = np.unique(label, return_inverse=True)
-    nb = int(comp.max(initial=-1)) + 1
-    return _Blocks(_slots(comp, np.arange(n), nb), _slots(comp[first], local, nb), coupling)
-
-
 def _gram(A: np.ndarray, B: np.ndarray, rows: int = 64) -> np.ndarray:
     """``A' B`` for tall ``A``, ``B``, summed over slices of ``rows`` rows: OpenBLAS threads one product
     of this size, and on a busy machine waking its threads costs more than the product."""
     out = np.zeros((A.shape[1], B.shape[1]))
     for i in range(0, A.shape[0], rows):
         out += A[i:i + rows].T @ B[i:i + rows]
-    return out
-
-
-def _slots(group: np.ndarray, items: np.ndarray, nb: int) -> np.ndarray:
-    """``items`` laid out one row per group (ascending within a row), padded with -1."""
-    order = np.lexsort((items, group))
-    g, it = group[order], items[order]
-    counts = np.bincount(g, minlength=nb)
-    start = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    pos = np.arange(g.size) - start[g]
-    out = np.full((nb, int(counts.max(initial=0))), -1, dtype=int)
-    out[g, pos] = it
     return out
 
 
@@ -661,7 +535,7 @@ class _BlockKkt:
 
     name = "blocks"
 
-    def __init__(self, q: _Canonical, eps: np.ndarray, delta: float, blocks: _Blocks) -> None:
+    def __init__(self, q: _Canonical, eps: np.ndarray, delta: float, blocks: Blocks) -> None:
         self.q = q
         n = self.n = q.H.shape[0]
         me = self.me = q.Ae.shape[0]
@@ -1068,7 +942,7 @@ class SolutionPath:
         self.AT = sp.csr_matrix(self.A.T)
         self.b = np.concatenate([canonical.be, canonical.bi])
         self.eps = EPS * (float(np.median(curved)) if curved.size else 1.0)
-        blocks = _blocks(canonical)
+        blocks = block_structure(canonical.H, canonical.Ae, canonical.Ai)
         self.kkt: _Kkt | _BlockKkt = (_Kkt(canonical, self.eps * self.flat, DELTA) if blocks is None else
                                       _BlockKkt(canonical, self.eps * self.flat, DELTA, blocks))
         self.fallback: str | None = None

@@ -34,7 +34,7 @@ def _path(inputs: Any, generic: bool, monkeypatch: pytest.MonkeyPatch) -> Soluti
     program = Program(inputs.universe, inputs.policy, with_risk=True)
     with monkeypatch.context() as m:
         if generic:
-            m.setattr(path_module, "_blocks", lambda q: None)
+            m.setattr(path_module, "block_structure", lambda H, Ae, Ai: None)
         return SolutionPath.from_program(program)
 
 
