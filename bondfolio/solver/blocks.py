@@ -132,10 +132,10 @@ def opposite_pairs(Ai: Any, bi: np.ndarray, rows: np.ndarray | None = None) -> l
     # a row's mirror has the opposite projection on any fixed vector (negation is exact), so only the
     # rows whose opposite projection and bound occur are compared exactly
     probe = 1.0 + np.sqrt(np.arange(Ai.shape[1], dtype=float) + 2.0) % 1.0
-    keys = list(zip((Ai @ probe).tolist(), bi.tolist(), strict=True))
-    allowed = None if rows is None else set(rows.tolist())
-    present = set(keys) if allowed is None else {keys[i] for i in allowed}
-    candidates = [i for i, (h, b) in enumerate(keys) if (-h, -b) in present and (allowed is None or i in allowed)]
+    idx = np.arange(Ai.shape[0]) if rows is None else np.asarray(rows, dtype=int)
+    keys = list(zip((Ai @ probe)[idx].tolist(), bi[idx].tolist(), strict=True))
+    present = set(keys)
+    candidates = [int(i) for i, (h, b) in zip(idx.tolist(), keys, strict=True) if (-h, -b) in present]
     seen: dict[tuple[bytes, bytes, float], int] = {}
     pairs: list[tuple[int, int]] = []
     for i in candidates:
