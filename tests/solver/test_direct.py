@@ -57,13 +57,16 @@ def _both(snapshot: Any, policy: Any, holdings: Any) -> tuple[Program, Program]:
     return direct, reference
 
 
-def _assert_same(direct: Program, reference: Program) -> None:
+def _assert_same(direct: Program, reference: Program, weights: float = 1e-9, objective: float = 1e-10,
+                 duals: tuple[float, float] = (1e-6, 1e-9)) -> None:
+    """Same status, weights and cash (``weights``, of NAV), objective (``objective``, relative) and every
+    family's duals (``duals``: relative, absolute in basis points)."""
     assert direct.problem.status == reference.problem.status == "optimal"
-    np.testing.assert_allclose(direct.vars.w.value, reference.vars.w.value, rtol=0, atol=1e-9)
-    assert float(direct.vars.cash.value) == pytest.approx(float(reference.vars.cash.value), abs=1e-9)
-    assert direct.problem.value == pytest.approx(reference.problem.value, rel=1e-10)
+    np.testing.assert_allclose(direct.vars.w.value, reference.vars.w.value, rtol=0, atol=weights)
+    assert float(direct.vars.cash.value) == pytest.approx(float(reference.vars.cash.value), abs=weights)
+    assert direct.problem.value == pytest.approx(reference.problem.value, rel=objective)
     for a, b in zip(direct.compiled, reference.compiled, strict=True):
-        np.testing.assert_allclose(a.duals(OBJECTIVE_SCALE), b.duals(OBJECTIVE_SCALE), rtol=1e-6, atol=1e-9,
+        np.testing.assert_allclose(a.duals(OBJECTIVE_SCALE), b.duals(OBJECTIVE_SCALE), rtol=duals[0], atol=duals[1],
                                    err_msg=a.constraint.label)
 
 

@@ -22,7 +22,7 @@ from bondfolio.solver.direct import assemble
 from bondfolio.solver.program import Program
 from bondfolio.solver.solve import OBJECTIVE_SCALE, SOLVER_OPTIONS
 
-from .test_direct import _with, books
+from .test_direct import _assert_same, _with, books
 
 
 def _simplex_projection(c: np.ndarray) -> np.ndarray:
@@ -101,16 +101,11 @@ def test_every_family_matches_clarabel(n: int, seed: int, variant: str) -> None:
         cap = next(c for c in data["constraints"] if c["kind"] == "max_volatility")
         policy = _with(policy, drop=("max_volatility",), add=({**cap, "max": cap["max"] * 0.85},))
     ours, reference, result = _pair(snapshot, policy, holdings)
-    assert result.status == "optimal" and ours.problem.status == reference.problem.status == "optimal"
+    assert result.status == "optimal"
     if variant == "tight":
         assert result.z_cap > 1e-3
-    np.testing.assert_allclose(ours.vars.w.value, reference.vars.w.value, rtol=0, atol=1e-5)
-    assert float(ours.vars.cash.value) == pytest.approx(float(reference.vars.cash.value), abs=1e-5)
-    # objective (basis points): 1e-9 relative gaps on both sides
-    assert ours.problem.value == pytest.approx(reference.problem.value, rel=1e-8)
-    for a, b in zip(ours.compiled, reference.compiled, strict=True):
-        np.testing.assert_allclose(a.duals(OBJECTIVE_SCALE), b.duals(OBJECTIVE_SCALE), rtol=1e-3, atol=3e-4,
-                                   err_msg=a.constraint.label)
+    # weights to 1e-5 of NAV, the objective to 1e-8 (1e-9 relative gaps on both sides), duals to 3e-4 bp
+    _assert_same(ours, reference, weights=1e-5, objective=1e-8, duals=(1e-3, 3e-4))
     assert max(float(np.abs(c.duals(OBJECTIVE_SCALE)).max()) for c in reference.compiled) > 1e-2
     # the independent check passes on the answer
     point = solve._point(ours)
