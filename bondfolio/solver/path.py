@@ -103,6 +103,14 @@ MAX_UPDATES = 2048
 #: same arithmetic: the same breakpoints, and points equal to rounding (``tests/solver/test_path_blocks.py``).
 COMPILED = True
 
+#: Paths with fewer blocks than this run the numpy step even with numba installed. numba's import and
+#: the kernels' cached load cost ~0.7 s once per process (their first compile on a machine ~20 s, then
+#: cached), and a breakpoint saves ~0.27 ms, at 2.3-2.9 breakpoints a position over a 50-point
+#: frontier: a process that follows paths of this size or more gains from its second or third frontier
+#: on (a sweep, the MCP server, a notebook); a one-shot frontier in a fresh process pays up to ~0.5 s
+#: more at n = 200-1,000 and gains from about n = 1,200.
+COMPILED_MIN_BLOCKS = 200
+
 _kernels_module: Any = None
 
 
@@ -562,7 +570,7 @@ class _BlockKkt:
 
     def __init__(self, q: _Canonical, eps: np.ndarray, delta: float, blocks: Blocks) -> None:
         self.q = q
-        self.kernels = _kernels() if COMPILED else None
+        self.kernels = _kernels() if COMPILED and blocks.var.shape[0] >= COMPILED_MIN_BLOCKS else None
         """The compiled breakpoint step (:mod:`bondfolio.solver.path_kernels`), or None: numpy's."""
         if self.kernels is not None:
             self.name = "blocks (compiled)"

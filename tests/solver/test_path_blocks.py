@@ -38,12 +38,16 @@ def _path(inputs: Any, generic: bool, monkeypatch: pytest.MonkeyPatch, compiled:
         if generic:
             m.setattr(path_module, "block_structure", lambda H, Ae, Ai: None)
         m.setattr(path_module, "COMPILED", compiled)
+        m.setattr(path_module, "COMPILED_MIN_BLOCKS", 0)  # these books are small: compiled whatever their size
         return SolutionPath.from_program(program)
 
 
-def _blocks_name() -> str:
-    """The block backend's name here: compiled where numba is installed (path_kernels), else numpy's."""
-    return "blocks (compiled)" if path_module._kernels() is not None else "blocks"
+def _blocks_name(blocks: int | None = None) -> str:
+    """The block backend's name for a path of ``blocks`` blocks (None: made by :func:`_path`, compiled
+    whatever its size): compiled where numba is installed (path_kernels) and the path is large enough
+    (COMPILED_MIN_BLOCKS), else numpy's."""
+    big = blocks is None or blocks >= path_module.COMPILED_MIN_BLOCKS
+    return "blocks (compiled)" if path_module._kernels() is not None and big else "blocks"
 
 
 @pytest.mark.parametrize(("seed", "vol_cap"), [(11, None), (12, None), (14, None), (11, 1.1)])
@@ -88,14 +92,16 @@ def test_the_benchmarks_book_gets_the_block_backend() -> None:
     n = 120
     inputs = load_inputs(*_bench_book(n))
     path = SolutionPath.from_program(Program(inputs.universe, inputs.policy, with_risk=True))
-    assert path.backend == _blocks_name()
     kkt = path.kkt
     assert isinstance(kkt, path_module._BlockKkt)
+    # a path this small runs the numpy step (numba's import would cost more than it saves)
+    assert kkt.blk.var.shape[0] < path_module.COMPILED_MIN_BLOCKS and kkt.kernels is None
+    assert path.backend == _blocks_name(kkt.blk.var.shape[0]) == "blocks"
     assert kkt.B == 2  # a weight and its trade size
     assert kkt.blk.coupling.size <= 40  # budget + 20 factor rows + the group-type rows
     assert kkt.local.size >= 4 * n  # two bounds and two kink rows per weight
     p = path.points([5.0, 50.0], start=20.0)
-    assert path.backend == _blocks_name() and all(pt.backend == _blocks_name() for pt in p.values())
+    assert path.backend == "blocks" and all(pt.backend == "blocks" for pt in p.values())
 
 
 @pytest.mark.parametrize("compiled", [False, True])
