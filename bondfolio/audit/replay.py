@@ -4,7 +4,8 @@ Replay verdicts:
 
 - ``identical``: the new record's ``record_sha256`` equals the stored one, i.e. its canonical JSON
   (everything but ``timing``) is byte-identical. Expected on the same software versions.
-- ``equivalent``: not byte-identical, but every number is within :data:`REPLAY_TOLERANCE` and every
+- ``equivalent``: not byte-identical, but every number is within :data:`REPLAY_TOLERANCE` (amounts and
+  tokens at least within 1e-7 of NAV, see :data:`MONEY`) and every
   string and flag is the same, except informational fields (software versions, solver attempts and
   options, binding flags). Expected across library versions or machines.
 - ``different``: anything else (the command exits 5).
@@ -15,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from bondfolio.audit._values import is_number, short
 from bondfolio.errors import BondfolioError
@@ -31,9 +32,19 @@ __all__ = ["REPLAY_TOLERANCE", "Difference", "ReplayResult", "compare_records", 
 #:   accurate than primal values and may shift between degenerate optimal vertices.
 REPLAY_TOLERANCE: dict[str, tuple[float, float]] = {"value": (1e-7, 1e-6), "dual": (1e-6, 1e-3)}
 
+#: Leaves in the base currency and in tokens (allocation, trade and cash rows): their absolute tolerance
+#: is the values' 1e-7 taken as a fraction of NAV, as a weight's is (a replay of a $100m book must not
+#: fail on a position of $1e-5 against $2e-5: solver noise at 1e-13 of NAV), and for tokens the same
+#: at the row's price (its amount over its tokens).
+MONEY = frozenset({"amount", "current_amount", "trade_amount"})
+TOKENS = frozenset({"tokens", "trade_tokens"})
+
 #: Paths whose differences are reported but never make a replay fail.
 INFORMATIONAL = ("provenance.versions", "solver.attempts", "solver.options", "solver.name", "solver.status",
-                 "solver.inaccurate", "solver.cvar", "metrics.solver_objective", "rate_impact.envelope")
+                 "solver.inaccurate", "solver.cvar", "solver.order", "solver.order_from", "metrics.solver_objective",
+                 "rate_impact.envelope", "check.worst.constraint", "check.worst.row")
+"""(The order of solvers and which row is the check's worst follow the software version and solver noise:
+the worst row's violation is compared as a number.)"""
 
 
 @dataclass(frozen=True)
@@ -67,36 +78,52 @@ def compare_records(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[Diff
     inputs are compared by their sha256 in ``provenance``, not leaf by leaf)."""
     a = {k: v for k, v in hashed_part(old).items() if k != "inputs"}
     b = {k: v for k, v in hashed_part(new).items() if k != "inputs"}
-    return list(_walk(a, b, ""))
+    metrics = a.get("metrics")
+    nav = metrics.get("nav") if isinstance(metrics, dict) else None
+    money = REPLAY_TOLERANCE["value"][0] * abs(float(cast(float, nav))) if is_number(nav) else 0.0
+    return list(_walk(a, b, "", money))
 
 
 def _informational(path: str) -> bool:
     return any(path == p or path.startswith(p + ".") or path.startswith(p + "[") for p in INFORMATIONAL)
 
 
-def _walk(a: Any, b: Any, path: str) -> Iterator[Difference]:
+def _walk(a: Any, b: Any, path: str, money: float, floor: float = 0.0) -> Iterator[Difference]:
+    """The differences below ``a`` and ``b``; ``money`` is the absolute tolerance of a currency amount
+    (1e-7 of NAV), ``floor`` the absolute tolerance this leaf gets at least (see :data:`MONEY`)."""
     info = _informational(path)
     if isinstance(a, dict) and isinstance(b, dict):
+        price = _price(a)
         for key in [*a, *(k for k in b if k not in a)]:
             sub = f"{path}.{key}" if path else str(key)
             if key not in a or key not in b:  # a part one of the records has (e.g. one written before it existed)
                 yield Difference(sub, a.get(key, "<absent>"), b.get(key, "<absent>"), _informational(sub))
             elif key != "binding":  # a flag derived from the slack, whose value is compared
-                yield from _walk(a[key], b[key], sub)
+                least = money if key in MONEY else money / price if key in TOKENS else 0.0
+                yield from _walk(a[key], b[key], sub, money, least)
         return
     if isinstance(a, list) and isinstance(b, list):
         if len(a) != len(b):
             yield Difference(f"{path}.length", len(a), len(b), info)
         for i, (x, y) in enumerate(zip(a, b, strict=False)):
-            yield from _walk(x, y, f"{path}[{_row_name(x, i)}]")
+            yield from _walk(x, y, f"{path}[{_row_name(x, i)}]", money)
         return
     if is_number(a) and is_number(b):
         abs_tol, rel_tol = REPLAY_TOLERANCE["dual" if path.endswith(".dual") else "value"]
-        if abs(float(a) - float(b)) > abs_tol + rel_tol * max(abs(float(a)), abs(float(b))):
+        if abs(float(a) - float(b)) > max(abs_tol, floor) + rel_tol * max(abs(float(a)), abs(float(b))):
             yield Difference(path, a, b, info)
         return
     if a != b:
         yield Difference(path, a, b, info)
+
+
+def _price(row: Mapping[str, Any]) -> float:
+    """A row's price in base currency per token (its amount over its tokens), 1 where it has none."""
+    for amount, tokens in (("amount", "tokens"), ("trade_amount", "trade_tokens")):
+        x, t = row.get(amount), row.get(tokens)
+        if is_number(x) and is_number(t) and float(cast(float, t)) != 0.0 and float(cast(float, x)) != 0.0:
+            return abs(float(cast(float, x)) / float(cast(float, t)))
+    return 1.0
 
 
 @dataclass
