@@ -92,10 +92,9 @@ MAX_BORDER = 64
 
 #: The structured backend (:class:`_BlockKkt`): blocks of :mod:`bondfolio.solver.blocks` (at most
 #: MAX_BLOCK variables and MAX_BLOCK_ROWS local rows, at most MAX_COUPLING coupling rows), and its
-#: coupling matrices rebuilt
-#: from scratch after MAX_UPDATES changes (the low-rank updates' rounding stays below ~1e-13: on the
-#: benchmarks' n = 1,000 book, 4,096 updates between rebuilds leave every point's KKT residual and
-#: check as with 512).
+#: coupling matrices rebuilt from scratch after MAX_UPDATES changes (the low-rank updates' rounding
+#: stays below ~1e-13: on the benchmarks' n = 1,000 book, 4,096 updates between rebuilds leave every
+#: point's KKT residual and check as with 512).
 MAX_UPDATES = 2048
 
 #: Whether the block backend runs its breakpoint step compiled (:mod:`bondfolio.solver.path_kernels`,

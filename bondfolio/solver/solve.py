@@ -25,6 +25,7 @@ from bondfolio.constraints.variables import Point, Vars
 from bondfolio.errors import CheckFailedError, InfeasibleError, SolverError, UnboundedError
 from bondfolio.inputs.policy import DEFAULT_SOLVERS, SCENARIO_LP_SOLVERS, Policy
 from bondfolio.inputs.universe import Universe
+from bondfolio.solver.ipm import NAME as BLOCK_IPM
 
 if TYPE_CHECKING:
     import cvxpy as cp
@@ -48,7 +49,7 @@ SOLVER_OPTIONS: dict[str, dict[str, Any]] = {
     "CLARABEL": {"tol_gap_abs": 1e-9, "tol_gap_rel": 1e-9, "tol_feas": 1e-9, "max_iter": 200,
                  "direct_solve_method": "faer", "max_threads": 1},
     # bondfolio's own (bondfolio.solver.ipm): Clarabel's stopping rule and tolerances
-    "BLOCK_IPM": {"tol_gap_abs": 1e-9, "tol_gap_rel": 1e-9, "tol_feas": 1e-9, "max_iter": 100},
+    BLOCK_IPM: {"tol_gap_abs": 1e-9, "tol_gap_rel": 1e-9, "tol_feas": 1e-9, "max_iter": 100},
     "SCS": {"eps_abs": 1e-9, "eps_rel": 1e-9, "max_iters": 200_000},
     "ECOS": {"abstol": 1e-9, "reltol": 1e-9, "feastol": 1e-9},
     "OSQP": {"eps_abs": 1e-9, "eps_rel": 1e-9, "max_iter": 200_000, "polishing": True},
@@ -57,7 +58,7 @@ SOLVER_OPTIONS: dict[str, dict[str, Any]] = {
 
 
 #: Solvers tried in order for a large book of the block shape (see :func:`solver_order`).
-BLOCK_SOLVERS: tuple[str, ...] = ("BLOCK_IPM", "CLARABEL", "SCS")
+BLOCK_SOLVERS: tuple[str, ...] = (BLOCK_IPM, "CLARABEL", "SCS")
 
 #: Books from this many positions on go to BLOCK_IPM first when their program has its shape. Measured
 #: on the benchmark books (solver time, same run): 0.5-1.7x Clarabel's at n = 300-1,000, 0.25-0.4x
@@ -66,7 +67,7 @@ BLOCK_SOLVERS: tuple[str, ...] = ("BLOCK_IPM", "CLARABEL", "SCS")
 BLOCK_IPM_MIN_N = 2000
 
 #: Solvers bondfolio ships itself (not cvxpy's): always installed.
-OWN_SOLVERS = frozenset({"BLOCK_IPM"})
+OWN_SOLVERS = frozenset({BLOCK_IPM})
 
 #: A second try of the same solver when its answer failed the check or it stopped early: tighter
 #: tolerances and more iterations (interior point: a finer gap; SCS: a finer residual and acceleration).
@@ -235,19 +236,19 @@ def solve_once(program: Solvable, reuse: bool = False) -> Solution:
         if name == "HIGHS":
             silence_highs_banner()
         start = time.perf_counter()
-        if name in ("CLARABEL", "BLOCK_IPM") and not reuse and not assembled:
+        if name in ("CLARABEL", BLOCK_IPM) and not reuse and not assembled:
             # None: a shape the direct assembly does not cover (solved through cvxpy)
             conic, assembled = assemble(program, OBJECTIVE_SCALE), True
-        if name == "BLOCK_IPM":
+        if name == BLOCK_IPM:
             result, why = _solve_blocks(conic, options)
             if why:
                 attempts.append(Attempt(name, "not_applicable" if result is None else result.status, False,
                                         time.perf_counter() - start, why))
                 continue
-        direct = name in ("CLARABEL", "BLOCK_IPM") and conic is not None
+        direct = name in ("CLARABEL", BLOCK_IPM) and conic is not None
         solver_seconds: float | None = None
         try:
-            if name == "BLOCK_IPM":
+            if name == BLOCK_IPM:
                 assert result is not None
                 solver_seconds = result.seconds
             elif direct:
